@@ -1,0 +1,5 @@
+#ifndef KAFKASYNC_CRDKAFKA_SHIM_H
+#define KAFKASYNC_CRDKAFKA_SHIM_H
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#endif
