@@ -1,0 +1,108 @@
+import CRdKafka
+import Logging
+
+/// A topic to ensure.
+public struct TopicSpecification: Hashable, Sendable {
+    /// The topic name.
+    public var name: String
+    /// Partitions to create it with (an existing topic keeps its own).
+    public var partitions: Int
+    /// Replication factor to create it with; `-1` lets the broker decide (`default.replication.factor`).
+    public var replicationFactor: Int
+
+    /// Creates a specification.
+    public init(name: String, partitions: Int, replicationFactor: Int = -1) {
+        self.name = name
+        self.partitions = partitions
+        self.replicationFactor = replicationFactor
+    }
+}
+
+/// Cluster administration: the few operations KafkaSync needs.
+public enum KafkaAdmin {
+    /// Makes sure these topics exist, creating the missing ones.
+    /// - Parameters:
+    ///   - properties: extra librdkafka properties (SASL/SSL).
+    ///   - timeout: for each request to the cluster.
+    /// - Returns: the partition count of every topic, existing or created.
+    /// - Throws: ``KafkaError`` when the cluster cannot be reached or refuses to create a topic.
+    public static func ensureTopics(_ topics: [TopicSpecification], bootstrapServers: String,
+                                    properties: [String: String] = [:], timeout: Duration = .seconds(30),
+                                    logger: Logger) async throws(KafkaError) -> [String: Int] {
+        let sink = LogSink(logger: logger)
+        return try await runBlocking { () throws(KafkaError) -> [String: Int] in
+            var settings = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            settings.append(("bootstrap.servers", bootstrapServers))
+            let conf = try NativeConfiguration.make(settings)
+            rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(sink).toOpaque())
+            let rk = try NativeConfiguration.newHandle(RD_KAFKA_PRODUCER, conf)
+            defer { rd_kafka_destroy(rk) }
+            var counts = try partitionCounts(rk, timeout: timeout)
+            let missing = topics.filter { counts[$0.name] == nil }
+            if !missing.isEmpty {
+                try create(rk, missing, timeout: timeout)
+                logger.info("created topics", metadata: ["kafka.topics": "\(missing.map(\.name))"])
+                for topic in missing { counts[topic.name] = topic.partitions }
+            }
+            return counts.filter { name, _ in topics.contains { $0.name == name } }
+        }
+    }
+
+    private static func partitionCounts(_ rk: OpaquePointer, timeout: Duration) throws(KafkaError) -> [String: Int] {
+        var metadata: UnsafePointer<rd_kafka_metadata>?
+        let err = rd_kafka_metadata(rk, 1, nil, &metadata, timeout.milliseconds)
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR, let metadata else {
+            throw KafkaError(err, context: "could not read cluster metadata")
+        }
+        defer { rd_kafka_metadata_destroy(metadata) }
+        var counts: [String: Int] = [:]
+        for index in 0..<Int(metadata.pointee.topic_cnt) {
+            let topic = metadata.pointee.topics[index]
+            if topic.err == RD_KAFKA_RESP_ERR_NO_ERROR {
+                counts[String(cString: topic.topic)] = Int(topic.partition_cnt)
+            }
+        }
+        return counts
+    }
+
+    private static func create(_ rk: OpaquePointer, _ topics: [TopicSpecification],
+                               timeout: Duration) throws(KafkaError) {
+        var errstr = [CChar](repeating: 0, count: 512)
+        var newTopics: [OpaquePointer?] = []
+        defer { newTopics.forEach { rd_kafka_NewTopic_destroy($0) } }
+        for topic in topics {
+            guard let newTopic = rd_kafka_NewTopic_new(topic.name, Int32(topic.partitions),
+                                                       Int32(topic.replicationFactor), &errstr, errstr.count) else {
+                throw .configuration("topic \(topic.name): \(cString(errstr))")
+            }
+            newTopics.append(newTopic)
+        }
+        let queue = rd_kafka_queue_new(rk)
+        defer { rd_kafka_queue_destroy(queue) }
+        let options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS)
+        defer { rd_kafka_AdminOptions_destroy(options) }
+        rd_kafka_AdminOptions_set_request_timeout(options, timeout.milliseconds, &errstr, errstr.count)
+        newTopics.withUnsafeMutableBufferPointer {
+            rd_kafka_CreateTopics(rk, $0.baseAddress, $0.count, options, queue)
+        }
+        guard let event = rd_kafka_queue_poll(queue, timeout.milliseconds + 1000) else {
+            throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "creating topics")
+        }
+        defer { rd_kafka_event_destroy(event) }
+        let eventError = rd_kafka_event_error(event)
+        if eventError != RD_KAFKA_RESP_ERR_NO_ERROR {
+            throw KafkaError(eventError, context: "creating topics")
+        }
+        var count = 0
+        guard let result = rd_kafka_event_CreateTopics_result(event),
+              let results = rd_kafka_CreateTopics_result_topics(result, &count) else { return }
+        for index in 0..<count {
+            let err = rd_kafka_topic_result_error(results[index])
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS {
+                let name = String(cString: rd_kafka_topic_result_name(results[index]))
+                throw KafkaError(err, context: "could not create topic \(name)")
+            }
+        }
+    }
+}
