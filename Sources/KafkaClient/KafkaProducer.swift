@@ -8,7 +8,8 @@ public struct KafkaProducerConfiguration: Sendable {
     public var bootstrapServers: String
     /// Extra librdkafka properties (SASL/SSL, tuning), applied before the producer's fixed guarantees.
     public var properties: [String: String]
-    /// How long librdkafka keeps retrying one message before failing it (`message.timeout.ms`). Default 5 minutes.
+    /// How long librdkafka keeps retrying one message before failing it, unless `properties` sets
+    /// `message.timeout.ms`. Default 5 minutes.
     public var messageTimeout: Duration
     /// How long ``KafkaProducer/close()`` waits for queued messages to be delivered. Default 30 s.
     public var closeTimeout: Duration
@@ -113,11 +114,13 @@ final class ProducerCore: Sendable {
         self.logSink = LogSink(logger: logger)
         self.closeTimeout = configuration.closeTimeout
         var properties = configuration.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        if configuration.properties["message.timeout.ms"] == nil {
+            properties.append(("message.timeout.ms", String(configuration.messageTimeout.milliseconds)))
+        }
         properties += [
             ("bootstrap.servers", configuration.bootstrapServers),
             ("enable.idempotence", "true"),
             ("acks", "all"),
-            ("message.timeout.ms", String(configuration.messageTimeout.milliseconds)),
         ]
         let conf = try NativeConfiguration.make(properties)
         rd_kafka_conf_set_dr_msg_cb(conf, producerDeliveryCallback)

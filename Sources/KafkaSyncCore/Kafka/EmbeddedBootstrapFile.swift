@@ -1,0 +1,41 @@
+import Foundation
+import KafkaClient
+
+/// The state file through which a process hosting the embedded Kafka cluster tells other processes of the
+/// same configuration where it listens: `.kafkasync/embedded-bootstrap` beside the config file.
+public struct EmbeddedBootstrapFile: Sendable {
+    /// The state file's absolute path.
+    public let path: String
+
+    /// The state file for the configuration file at `configFile`.
+    public init(configFile: String) {
+        let directory = (URL(fileURLWithPath: configFile).standardizedFileURL.path as NSString).deletingLastPathComponent
+        path = (directory as NSString).appendingPathComponent(".kafkasync/embedded-bootstrap")
+    }
+
+    /// Writes the bootstrap servers atomically, creating `.kafkasync/` if needed.
+    public func write(bootstrapServers: String) throws {
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try (bootstrapServers + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Removes the state file (nothing happens if it is gone already).
+    public func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Reads the bootstrap servers a running embedded cluster wrote.
+    /// - Throws: ``KafkaError/Code/embeddedBrokerNotRunning`` with the command that starts one.
+    public func read() throws(KafkaError) -> String {
+        guard let contents = try? String(contentsOfFile: path, encoding: .utf8),
+              case let servers = contents.trimmingCharacters(in: .whitespacesAndNewlines), !servers.isEmpty else {
+            throw KafkaError(code: .embeddedBrokerNotRunning, message: """
+                kafka_url = "embedded" but no embedded broker is running for this configuration \
+                (\(path) does not exist). Start one in another terminal with \
+                `kafkasync broker --config <this config file>`, or set kafka_url to your Kafka brokers.
+                """, isTransient: true)
+        }
+        return servers
+    }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// `kafkasync`: the command line. Each subcommand parses its arguments and hands over to the libraries.
+@main
+struct KafkaSyncCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kafkasync",
+        abstract: "Event-driven file synchronization: jobs on Kafka, files from SFTP, atomically into place.",
+        subcommands: [ProducerCommand.self, BrokerCommand.self, ConfigCommand.self]
+    )
+}
