@@ -19,7 +19,7 @@ public enum KafkaFixtures {
 
     /// Consumer properties that make group membership settle quickly in tests.
     public static let fastGroupProperties: [String: String] = [
-        "session.timeout.ms": "6000",
+        "session.timeout.ms": "3000",
         "heartbeat.interval.ms": "300",
         "topic.metadata.refresh.interval.ms": "1000",
     ]
