@@ -21,7 +21,7 @@ public struct TemporaryDirectory: Sendable {
         let target = file(name)
         try FileManager.default.createDirectory(atPath: (target as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
-        try contents.write(toFile: target, atomically: true, encoding: .utf8)
+        try Data(contents.utf8).write(to: URL(fileURLWithPath: target))
         return target
     }
 

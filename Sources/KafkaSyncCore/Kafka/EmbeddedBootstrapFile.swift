@@ -17,7 +17,14 @@ public struct EmbeddedBootstrapFile: Sendable {
     public func write(bootstrapServers: String) throws {
         try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
-        try (bootstrapServers + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        // Write beside, then rename: readers never see a half-written file.
+        let temporary = path + ".\(ProcessInfo.processInfo.processIdentifier).tmp"
+        try Data((bootstrapServers + "\n").utf8).write(to: URL(fileURLWithPath: temporary))
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "cannot write \(path): \(reason)"])
+        }
     }
 
     /// Removes the state file (nothing happens if it is gone already).
