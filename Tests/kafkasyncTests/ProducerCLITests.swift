@@ -107,3 +107,15 @@ import Testing
         #expect(result.stderr.contains("kafkasync broker"))
     }
 }
+
+extension ProducerCLITests {
+    @Test func aStaleStateFileIsReportedNotWaitedOn() async throws {
+        let fixture = try CLIFixture()
+        defer { fixture.remove() }
+        // A broker killed with SIGKILL leaves its state file behind; nothing listens there now.
+        try EmbeddedBootstrapFile(configFile: fixture.configPath).write(bootstrapServers: "127.0.0.1:1")
+        let result = try await fixture.kafkasync(["producer", "--name", "a", "--location", "/r"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("not running"))
+    }
+}

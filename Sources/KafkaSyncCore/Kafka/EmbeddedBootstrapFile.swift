@@ -43,6 +43,28 @@ public struct EmbeddedBootstrapFile: Sendable {
                 `kafkasync broker --config <this config file>`, or set kafka_url to your Kafka brokers.
                 """, isTransient: true)
         }
+        guard servers.split(separator: ",").contains(where: { isListening(String($0)) }) else {
+            throw KafkaError(code: .embeddedBrokerNotRunning, message: """
+                kafka_url = "embedded" but the embedded broker recorded in \(path) (\(servers)) is not running \
+                any more. Start one with `kafkasync broker --config <this config file>`.
+                """, isTransient: true)
+        }
         return servers
     }
+}
+
+/// Whether something accepts TCP connections at `host:port` (a loopback address written by a local broker).
+private func isListening(_ address: String) -> Bool {
+    guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
+        return false
+    }
+    var info = addrinfo()
+    info.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var results: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(String(address[..<colon]), String(port), &info, &results) == 0, let results else { return false }
+    defer { freeaddrinfo(results) }
+    let fd = socket(results.pointee.ai_family, results.pointee.ai_socktype, 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return connect(fd, results.pointee.ai_addr, results.pointee.ai_addrlen) == 0
 }
