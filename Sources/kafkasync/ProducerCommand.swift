@@ -55,9 +55,10 @@ struct ProducerCommand: AsyncParsableCommand {
         if let batch {
             failed = await session.sendBatch(from: batch)
         } else if let name, let location {
-            failed = await session.sendOne {
-                try TransferJob(name: name, location: location, infoHash: hash, checksum: checksum, size: size,
-                                remote: remote, destination: destination, kind: kind.map { try TransferJob.Kind(parsing: $0) } ?? .auto)
+            failed = await session.sendOne { () throws(JobRejection) -> TransferJob in
+                let kind = try kind.map { (text) throws(JobRejection) in try TransferJob.Kind(parsing: text) }
+                return try TransferJob(name: name, location: location, infoHash: hash, checksum: checksum, size: size,
+                                       remote: remote, destination: destination, kind: kind ?? .auto)
             }
         } else {
             failed = await session.interactive()
@@ -103,7 +104,7 @@ struct ProducerSession {
             guard let hash = await prompt("🔢 Enter hash: "),
                   let name = await prompt("📄 Enter file name: "),
                   let location = await prompt("🌐 Enter remote location: ") else { break }
-            let jobFailed = await sendOne {
+            let jobFailed = await sendOne { () throws(JobRejection) -> TransferJob in
                 try TransferJob(name: name, location: location, infoHash: hash.isEmpty ? nil : hash)
             }
             failed = failed || jobFailed

@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+
+/// The whole configuration (`config.toml`, DESIGN.md §3), validated, with defaults filled in, environment
+/// overrides applied and paths made absolute.
+public struct KafkaSyncConfig: Sendable, Equatable {
+    /// `kafka_url`: comma-separated `host:port` brokers, or `"embedded"`.
+    public var kafkaURL: String
+    /// `num_threads`: segments per large file, parallel files per directory (1...256, default 4).
+    public var numThreads: Int
+    /// `debug_level` (default `info`).
+    public var debugLevel: Logger.Level
+    /// `[kafka]`.
+    public var kafka: KafkaSettings
+    /// `[remoteDetails]`: the remote of jobs that name none.
+    public var defaultRemote: RemoteConfig
+    /// `[remotes.NAME]`.
+    public var remotes: [String: RemoteConfig]
+    /// `[locations]`.
+    public var locations: Locations
+    /// The absolute path of the file this was loaded from.
+    public var configFile: String
+    /// Remarks that did not stop loading (unknown keys, unused tables).
+    public var warnings: [ConfigWarning]
+
+    /// The remote a job asks for: `nil` or `"remoteDetails"` is the default remote.
+    public func remote(named name: String?) -> RemoteConfig? {
+        guard let name, name != RemoteConfig.defaultName else { return defaultRemote }
+        return remotes[name]
+    }
+}
+
+/// `[kafka]`.
+public struct KafkaSettings: Sendable, Equatable {
+    /// The default jobs topic.
+    public static let defaultTopic = "kafkasync-files"
+    /// The default consumer group.
+    public static let defaultGroupID = "file-consumer-group"
+
+    /// `topic`: the jobs topic; `.retry`, `.dlq` and `.done` topics derive from it.
+    public var topic: String = defaultTopic
+    /// `group_id`: the consumer group.
+    public var groupID: String = defaultGroupID
+    /// `[kafka.properties]`: librdkafka properties passed through (SASL, SSL, timeouts).
+    public var properties: [String: String] = [:]
+
+    /// Whether a librdkafka property holds a secret (its value is never shown).
+    public static func isSecretProperty(_ key: String) -> Bool {
+        let lower = key.lowercased()
+        return ["password", "secret", "jaas", "key.pem", "token", "credentials"].contains { lower.contains($0) }
+    }
+}
+
+/// How strictly an SSH host key is checked.
+public enum HostKeyPolicy: String, Sendable, Equatable, CaseIterable {
+    /// Unknown and changed keys are refused (default).
+    case strict
+    /// Unknown keys are recorded (trust on first use); changed keys are refused.
+    case acceptNew = "accept-new"
+}
+
+/// Which transfer engine serves a remote.
+public enum TransferEngineKind: String, Sendable, Equatable, CaseIterable {
+    /// The built-in pooled, pipelined SFTP client (default).
+    case native
+    /// Debian's `lftp`, one process per job.
+    case lftp
+}
+
+/// One SFTP remote: `[remoteDetails]` or `[remotes.NAME]`.
+public struct RemoteConfig: Sendable, Equatable {
+    /// The name of the default remote.
+    public static let defaultName = "remoteDetails"
+
+    /// `remoteDetails` or the `NAME` of `[remotes.NAME]`.
+    public var name: String
+    /// The host name or address, without the port.
+    public var host: String
+    /// The port (default 22).
+    public var port: Int
+    /// The login user.
+    public var username: String
+    /// The password, from `password`, `password_env` or `password_file`.
+    public var password: Secret?
+    /// Where the password came from.
+    public var passwordSource: SecretSource?
+    /// `private_key`: an absolute path to an OpenSSH private key file.
+    public var privateKey: String?
+    /// The key's passphrase, from `private_key_passphrase_env`.
+    public var privateKeyPassphrase: Secret?
+    /// Where the passphrase came from.
+    public var privateKeyPassphraseSource: SecretSource?
+    /// `known_hosts`: an absolute path; `nil` means `~/.ssh/known_hosts`.
+    public var knownHosts: String?
+    /// `host_key_fingerprint`: a pinned `SHA256:…` fingerprint.
+    public var hostKeyFingerprint: String?
+    /// `host_key_policy`.
+    public var hostKeyPolicy: HostKeyPolicy
+    /// `engine`.
+    public var engine: TransferEngineKind
+}
+
+/// `[locations]`: absolute folder paths.
+public struct Locations: Sendable, Equatable {
+    /// Staging: partial downloads live here.
+    public var incompletes: String
+    /// Only whole, verified files appear here.
+    public var completes: String
+}

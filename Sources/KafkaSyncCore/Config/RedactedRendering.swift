@@ -1,0 +1,41 @@
+extension KafkaSyncConfig {
+    /// The effective configuration as TOML-like text for `kafkasync config check`: defaults filled in,
+    /// environment overrides applied, paths absolute, and every secret shown as `<redacted>` with its source.
+    public func renderedRedacted() -> String {
+        var lines = ["# effective configuration of \(configFile)"]
+        lines.append("kafka_url = \(quoted(kafkaURL))")
+        lines.append("num_threads = \(numThreads)")
+        lines.append("debug_level = \(quoted(debugLevel.rawValue))")
+        lines += ["", "[kafka]", "topic = \(quoted(kafka.topic))", "group_id = \(quoted(kafka.groupID))"]
+        if !kafka.properties.isEmpty {
+            lines += ["", "[kafka.properties]"]
+            for (key, value) in kafka.properties.sorted(by: { $0.key < $1.key }) {
+                lines.append("\(quoted(key)) = \(KafkaSettings.isSecretProperty(key) ? "<redacted>" : quoted(value))")
+            }
+        }
+        lines += [""] + render(defaultRemote, header: "[remoteDetails]")
+        for (name, remote) in remotes.sorted(by: { $0.key < $1.key }) {
+            lines += [""] + render(remote, header: "[remotes.\(name)]")
+        }
+        lines += ["", "[locations]", "incompletes = \(quoted(locations.incompletes))",
+                  "completes = \(quoted(locations.completes))"]
+        return lines.joined(separator: "\n")
+    }
+
+    private func render(_ remote: RemoteConfig, header: String) -> [String] {
+        var lines = [header, "host = \(quoted(remote.host))", "port = \(remote.port)",
+                     "username = \(quoted(remote.username))"]
+        if let source = remote.passwordSource { lines.append("password = <redacted> (\(source))") }
+        if let key = remote.privateKey { lines.append("private_key = \(quoted(key))") }
+        if let source = remote.privateKeyPassphraseSource { lines.append("private_key_passphrase = <redacted> (\(source))") }
+        lines.append("known_hosts = " + (remote.knownHosts.map(quoted) ?? "\"~/.ssh/known_hosts\" # default"))
+        if let fingerprint = remote.hostKeyFingerprint { lines.append("host_key_fingerprint = \(quoted(fingerprint))") }
+        lines.append("host_key_policy = \(quoted(remote.hostKeyPolicy.rawValue))")
+        lines.append("engine = \(quoted(remote.engine.rawValue))")
+        return lines
+    }
+
+    private func quoted(_ text: String) -> String {
+        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+}
