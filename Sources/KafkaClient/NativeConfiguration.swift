@@ -1,13 +1,17 @@
 import CRdKafka
 
-/// Builds an `rd_kafka_conf_t` from key/value properties; the result is owned by whoever calls `rd_kafka_new`.
-enum NativeConfiguration {
-    /// Property names whose values must never be echoed in errors or logs.
-    static func isSecret(_ key: String) -> Bool {
+/// librdkafka property names.
+public enum KafkaProperty {
+    /// Whether a property's value is a secret (SASL passwords, key material, tokens) that must never be echoed
+    /// in errors, logs or `config check`.
+    public static func isSecret(_ key: String) -> Bool {
         let lower = key.lowercased()
         return ["password", "secret", "jaas", "key.pem", "token", "credentials"].contains { lower.contains($0) }
     }
+}
 
+/// Builds an `rd_kafka_conf_t` from key/value properties; the result is owned by whoever calls `rd_kafka_new`.
+enum NativeConfiguration {
     /// Creates a configuration with `properties` applied in order; later entries win.
     /// - Throws: ``KafkaError/Code/configuration`` naming the property (never a secret value).
     static func make(_ properties: [(String, String)]) throws(KafkaError) -> OpaquePointer {
@@ -18,7 +22,7 @@ enum NativeConfiguration {
             if result != RD_KAFKA_CONF_OK {
                 rd_kafka_conf_destroy(conf)
                 let reason = cString(errstr)
-                let shown = isSecret(key) ? "<redacted>" : "\"\(value)\""
+                let shown = KafkaProperty.isSecret(key) ? "<redacted>" : "\"\(value)\""
                 throw .configuration("Kafka property \(key) = \(shown) was rejected: \(reason)")
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import KafkaClient
 import Logging
 import TOMLKit
 
@@ -215,7 +216,7 @@ struct ConfigLoader {
                 case .integer, .bool, .double: settings.properties[key] = value.rendered
                 default:
                     wrongType("kafka.properties.\(key)", value, expected: "a string, number or boolean",
-                              secret: KafkaSettings.isSecretProperty(key))
+                              secret: KafkaProperty.isSecret(key))
                 }
             }
         case let other?: wrongType("kafka.properties", other, expected: "a table [kafka.properties]")

@@ -1,4 +1,5 @@
 import Foundation
+import KafkaClient
 import Logging
 
 /// The whole configuration (`config.toml`, DESIGN.md §3), validated, with defaults filled in, environment
@@ -44,11 +45,17 @@ public struct KafkaSettings: Sendable, Equatable {
     /// `[kafka.properties]`: librdkafka properties passed through (SASL, SSL, timeouts).
     public var properties: [String: String] = [:]
 
-    /// Whether a librdkafka property holds a secret (its value is never shown).
-    public static func isSecretProperty(_ key: String) -> Bool {
-        let lower = key.lowercased()
-        return ["password", "secret", "jaas", "key.pem", "token", "credentials"].contains { lower.contains($0) }
+}
+
+extension KafkaSettings: CustomStringConvertible, CustomDebugStringConvertible {
+    /// The settings with secret property values redacted.
+    public var description: String {
+        let properties = self.properties.sorted { $0.key < $1.key }
+            .map { "\($0.key): \(KafkaProperty.isSecret($0.key) ? "<redacted>" : $0.value)" }
+        return "KafkaSettings(topic: \(topic), groupID: \(groupID), properties: [\(properties.joined(separator: ", "))])"
     }
+
+    public var debugDescription: String { description }
 }
 
 /// How strictly an SSH host key is checked.

@@ -1,3 +1,5 @@
+import KafkaClient
+
 extension KafkaSyncConfig {
     /// The effective configuration as TOML-like text for `kafkasync config check`: defaults filled in,
     /// environment overrides applied, paths absolute, and every secret shown as `<redacted>` with its source.
@@ -10,7 +12,7 @@ extension KafkaSyncConfig {
         if !kafka.properties.isEmpty {
             lines += ["", "[kafka.properties]"]
             for (key, value) in kafka.properties.sorted(by: { $0.key < $1.key }) {
-                lines.append("\(quoted(key)) = \(KafkaSettings.isSecretProperty(key) ? "<redacted>" : quoted(value))")
+                lines.append("\(quoted(key)) = \(KafkaProperty.isSecret(key) ? "<redacted>" : quoted(value))")
             }
         }
         lines += [""] + render(defaultRemote, header: "[remoteDetails]")

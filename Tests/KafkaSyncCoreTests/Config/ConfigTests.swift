@@ -1,0 +1,341 @@
+import Foundation
+import Logging
+import TestSupport
+import Testing
+@testable import KafkaSyncCore
+
+private let originalConfig = """
+    kafka_url = "localhost:9094"
+    num_threads = 4          # segments per large file, parallel files per directory
+    debug_level = "debug"
+
+    [remoteDetails]
+    host = "your-sftp-server.com"   # host or host:port
+    username = "your-sftp-user"
+    password = "your-sftp-password"
+
+    [locations]
+    incompletes = "./incompletes/"
+    completes = "./completes/"
+    """
+
+/// Parses `toml` as `/etc/kafkasync/config.toml` with only `environment` set.
+private func parse(_ toml: String, environment: [String: String] = [:],
+                   configFile: String = "/etc/kafkasync/config.toml") throws(ConfigError) -> KafkaSyncConfig {
+    try KafkaSyncConfig.parse(toml: toml, configFile: configFile, environment: environment)
+}
+
+/// The issues `toml` produces (empty if it loads).
+private func issues(_ toml: String, environment: [String: String] = [:],
+                    configFile: String = "/etc/kafkasync/config.toml") -> [ConfigIssue] {
+    do {
+        _ = try parse(toml, environment: environment, configFile: configFile)
+        return []
+    } catch {
+        return error.issues
+    }
+}
+
+/// A valid config with `remote` lines replacing the default remote's body.
+private func withRemote(_ remote: String) -> String {
+    """
+    kafka_url = "localhost:9094"
+    [remoteDetails]
+    \(remote)
+    """
+}
+
+@Suite struct ConfigTests {
+    @Test func originalFileLoadsUnchanged() throws {
+        let config = try parse(originalConfig)
+        #expect(config.kafkaURL == "localhost:9094")
+        #expect(config.numThreads == 4)
+        #expect(config.debugLevel == .debug)
+        #expect(config.defaultRemote.host == "your-sftp-server.com")
+        #expect(config.defaultRemote.port == 22)
+        #expect(config.defaultRemote.username == "your-sftp-user")
+        #expect(config.defaultRemote.password?.revealed == "your-sftp-password")
+        #expect(config.defaultRemote.hostKeyPolicy == .strict)
+        #expect(config.defaultRemote.engine == .native)
+        #expect(config.locations.incompletes == "/etc/kafkasync/incompletes")
+        #expect(config.locations.completes == "/etc/kafkasync/completes")
+        #expect(config.kafka == KafkaSettings(topic: "kafkasync-files", groupID: "file-consumer-group", properties: [:]))
+        #expect(config.remotes.isEmpty)
+        #expect(config.warnings.isEmpty)
+        #expect(config.remote(named: nil) == config.defaultRemote)
+        #expect(config.remote(named: "remoteDetails") == config.defaultRemote)
+        #expect(config.remote(named: "nope") == nil)
+    }
+
+    @Test func fullFileWithEveryExtension() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let passwordFile = try directory.write("secrets/backup-password", "from-a-file\n")
+        let key = try directory.write("keys/id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+        let knownHosts = try directory.write("known_hosts", "")
+        let fingerprint = "SHA256:" + String(repeating: "a", count: 42) + "/"
+        let config = try KafkaSyncConfig.parse(toml: """
+            kafka_url = "k1:9092, k2:9093"
+            num_threads = 16
+            debug_level = "WARN"
+
+            [kafka]
+            topic = "sync.jobs"
+            group_id = "edge-consumers"
+            [kafka.properties]
+            "security.protocol" = "SASL_SSL"
+            "sasl.mechanisms" = "SCRAM-SHA-512"
+            "sasl.password" = "kafka-pw"
+            "socket.keepalive.enable" = true
+            "fetch.wait.max.ms" = 50
+
+            [remoteDetails]
+            host = "[::1]:2222"
+            username = "sync"
+            password_env = "SFTP_PW"
+            known_hosts = "known_hosts"
+            host_key_policy = "accept-new"
+
+            [remotes.backup]
+            host = "backup.example.com"
+            port = 2200
+            username = "bk"
+            password_file = "secrets/backup-password"
+            engine = "lftp"
+
+            [remotes."eu-1.archive"]
+            host = "archive.example.com:22"
+            port = 22
+            username = "ar"
+            private_key = "keys/id_ed25519"
+            private_key_passphrase_env = "KEY_PASS"
+            known_hosts = "\(knownHosts)"
+            host_key_fingerprint = "\(fingerprint)"
+
+            [locations]
+            incompletes = "/var/lib/kafkasync/staging"
+            completes = "~/done"
+            """, configFile: directory.file("config.toml"),
+            environment: ["SFTP_PW": "env-pw", "KEY_PASS": "key-pw", "HOME": "/home/sync"])
+        #expect(config.kafkaURL == "k1:9092,k2:9093")
+        #expect(config.numThreads == 16)
+        #expect(config.debugLevel == .warning)
+        #expect(config.kafka.topic == "sync.jobs")
+        #expect(config.kafka.groupID == "edge-consumers")
+        #expect(config.kafka.properties == [
+            "security.protocol": "SASL_SSL", "sasl.mechanisms": "SCRAM-SHA-512", "sasl.password": "kafka-pw",
+            "socket.keepalive.enable": "true", "fetch.wait.max.ms": "50",
+        ])
+        let main = config.defaultRemote
+        #expect(main.host == "::1" && main.port == 2222)
+        #expect(main.password?.revealed == "env-pw")
+        #expect(main.passwordSource == .environment(key: "password_env", variable: "SFTP_PW"))
+        #expect(main.knownHosts == knownHosts)
+        #expect(main.hostKeyPolicy == .acceptNew)
+        let backup = try #require(config.remote(named: "backup"))
+        #expect(backup.port == 2200)
+        #expect(backup.password?.revealed == "from-a-file", "the trailing newline is trimmed")
+        #expect(backup.passwordSource == .file(key: "password_file", path: passwordFile))
+        #expect(backup.engine == .lftp)
+        let archive = try #require(config.remotes["eu-1.archive"])
+        #expect(archive.privateKey == key)
+        #expect(archive.privateKeyPassphrase?.revealed == "key-pw")
+        #expect(archive.hostKeyFingerprint == fingerprint)
+        #expect(archive.password == nil)
+        #expect(config.locations.completes == "/home/sync/done")
+        #expect(config.warnings.isEmpty)
+    }
+
+    /// Each invalid snippet and the key its issue must name.
+    static let invalidConfigs: [(String, String, String)] = [
+        ("kafka_url = 9094\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "kafka_url", "wrong_type"),
+        ("kafka_url = \"localhost\"\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "kafka_url", "invalid_value"),
+        ("kafka_url = \"h:99999\"\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "kafka_url", "invalid_value"),
+        ("[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "kafka_url", "missing_key"),
+        ("kafka_url = \"k:1\"\nnum_threads = \"four\"\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "num_threads", "wrong_type"),
+        ("kafka_url = \"k:1\"\nnum_threads = -1\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "num_threads", "invalid_value"),
+        ("kafka_url = \"k:1\"\nnum_threads = 0\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "num_threads", "invalid_value"),
+        ("kafka_url = \"k:1\"\nnum_threads = 2.5\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "num_threads", "wrong_type"),
+        ("kafka_url = \"k:1\"\ndebug_level = \"loud\"\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "debug_level", "invalid_value"),
+        ("kafka_url = \"k:1\"\ndebug_level = true\n[remoteDetails]\nhost = \"h\"\nusername = \"u\"", "debug_level", "wrong_type"),
+        ("kafka_url = \"k:1\"", "[remoteDetails]", "missing_key"),
+        ("kafka_url = \"k:1\"\nremoteDetails = \"h\"", "remoteDetails", "wrong_type"),
+        (withRemote("host = \"h\""), "remoteDetails.username", "missing_key"),
+        (withRemote("username = \"u\""), "remoteDetails.host", "missing_key"),
+        (withRemote("host = \"h:notaport\"\nusername = \"u\""), "remoteDetails.host", "invalid_value"),
+        (withRemote("host = \"h:0\"\nusername = \"u\""), "remoteDetails.host", "invalid_value"),
+        (withRemote("host = \"h:2222\"\nport = 2223\nusername = \"u\""), "remoteDetails.port", "conflict"),
+        (withRemote("host = \"h\"\nport = 70000\nusername = \"u\""), "remoteDetails.port", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"\""), "remoteDetails.username", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nengine = \"ftp\""), "remoteDetails.engine", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nengine = 1"), "remoteDetails.engine", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nhost_key_policy = \"yolo\""), "remoteDetails.host_key_policy", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nhost_key_fingerprint = \"MD5:aa:bb\""), "remoteDetails.host_key_fingerprint", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\npassword = \"a\"\npassword_env = \"B\""), "remoteDetails.password_env", "conflict"),
+        (withRemote("host = \"h\"\nusername = \"u\"\npassword_env = \"KAFKASYNC_TEST_UNSET_VARIABLE\""), "remoteDetails.password_env", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\npassword_file = \"/nonexistent/pw\""), "remoteDetails.password_file", "unreadable_file"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nprivate_key = \"/nonexistent/id_ed25519\""), "remoteDetails.private_key", "unreadable_file"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nknown_hosts = \"/nonexistent/known_hosts\""), "remoteDetails.known_hosts", "unreadable_file"),
+        (withRemote("host = \"h\"\nusername = \"u\"\npassword = 1234"), "remoteDetails.password", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[remotes.\"bad name\"]\nhost = \"h\"\nusername = \"u\"", "[remotes.bad name]", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[remotes]\nbackup = \"h\"", "remotes.backup", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[kafka]\ntopic = \"has space\"", "kafka.topic", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[kafka]\ngroup_id = \"\"", "kafka.group_id", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[kafka.properties]\n\"sasl.password\" = [1]", "kafka.properties.sasl.password", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[locations]\nincompletes = \"./x\"\ncompletes = \"x/\"", "locations.completes", "conflict"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[locations]\ncompletes = 5", "locations.completes", "wrong_type"),
+    ]
+
+    @Test(arguments: invalidConfigs.indices)
+    func invalidValueNamesTheKeyTheValueAndWhatIsExpected(_ index: Int) {
+        let (toml, key, code) = Self.invalidConfigs[index]
+        let found = issues(toml)
+        let issue = found.first { $0.key == key }
+        #expect(issue != nil, "expected an issue for \(key), got \(found.map(\.description))")
+        #expect(issue?.code.description == code, "\(found.map(\.description))")
+        #expect(issue.map { !$0.expected.isEmpty } == true)
+        #expect(issue?.description.contains(key) == true)
+    }
+
+    @Test func everyProblemIsReportedTogether() {
+        let found = issues("""
+            kafka_url = 1
+            num_threads = -2
+            debug_level = "shout"
+            [remoteDetails]
+            host = "h"
+            engine = "ftp"
+            """)
+        #expect(Set(found.map(\.key)) == ["kafka_url", "num_threads", "debug_level", "remoteDetails.username",
+                                          "remoteDetails.engine"])
+        let numThreads = found.first { $0.key == "num_threads" }
+        #expect(numThreads?.description == "num_threads = -2: expected an integer 1...256")
+    }
+
+    @Test func syntaxErrorsGiveLineAndColumn() {
+        let found = issues("kafka_url = \"k:1\"\nnum_threads = = 4\n")
+        #expect(found.count == 1)
+        #expect(found.first?.code == .syntax)
+        #expect(found.first?.key.contains("config.toml line 2") == true, "\(found)")
+    }
+
+    @Test func missingFileSaysHowToStart() {
+        do {
+            _ = try KafkaSyncConfig.load(path: "/nonexistent/kafkasync/config.toml")
+            Issue.record("loaded a missing file")
+        } catch {
+            #expect(error.issues.first?.code == .fileNotFound)
+            #expect(error.description.contains("/nonexistent/kafkasync/config.toml"))
+            #expect(error.description.contains("config.example.toml"))
+        }
+    }
+
+    @Test func loadReadsAFileAndResolvesPathsBesideIt() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = try directory.write("conf/config.toml", originalConfig)
+        let config = try KafkaSyncConfig.load(path: path, environment: [:])
+        #expect(config.configFile == path)
+        #expect(config.locations.completes == directory.file("conf/completes"))
+    }
+
+    @Test func environmentOverridesTopLevelAndKafkaKeys() throws {
+        let config = try parse(originalConfig, environment: [
+            "KAFKASYNC_KAFKA_URL": "embedded", "KAFKASYNC_NUM_THREADS": "12", "KAFKASYNC_DEBUG_LEVEL": "trace",
+            "KAFKASYNC_KAFKA_TOPIC": "other-files", "KAFKASYNC_KAFKA_GROUP_ID": "g2",
+        ])
+        #expect(config.kafkaURL == "embedded")
+        #expect(config.numThreads == 12)
+        #expect(config.debugLevel == .trace)
+        #expect(config.kafka.topic == "other-files")
+        #expect(config.kafka.groupID == "g2")
+    }
+
+    @Test func invalidEnvironmentOverridesNameTheVariable() {
+        let found = issues(originalConfig, environment: ["KAFKASYNC_NUM_THREADS": "four", "KAFKASYNC_KAFKA_URL": "nope"])
+        #expect(found.map(\.description).contains("KAFKASYNC_NUM_THREADS = \"four\": expected an integer 1...256, not a string"))
+        #expect(found.contains { $0.key == "KAFKASYNC_KAFKA_URL" && $0.value == "\"nope\"" })
+    }
+
+    @Test func unknownKeysAreWarningsWithSuggestions() throws {
+        let config = try parse(originalConfig.replacingOccurrences(of: "num_threads", with: "num_thread") + """
+
+            [kafka]
+            topik = "x"
+            [store]
+            url = "sqlite://x"
+            [remotes.b]
+            host = "h"
+            usernme = "u"
+            username = "u"
+            password = "p"
+            """)
+        let messages = config.warnings.map(\.description)
+        #expect(messages.contains { $0.contains("num_thread") && $0.contains("did you mean \"num_threads\"") })
+        #expect(messages.contains { $0.hasPrefix("kafka.topik") && $0.contains("\"topic\"") })
+        #expect(messages.contains { $0.hasPrefix("store") && $0.contains("not used") })
+        #expect(messages.contains { $0.hasPrefix("remotes.b.usernme") && $0.contains("\"username\"") })
+        #expect(config.numThreads == 4, "the misspelled key is ignored, the default applies")
+    }
+
+    @Test func aRemoteWithoutCredentialsIsAWarning() throws {
+        let config = try parse(withRemote("host = \"h\"\nusername = \"u\""))
+        #expect(config.warnings.contains { $0.key == "remoteDetails" && $0.message.contains("no password") })
+    }
+
+    @Test func secretsNeverAppearInRenderingErrorsOrWarnings() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let passwordFile = try directory.write("pw", "file-secret-31337\n")
+        let toml = """
+            kafka_url = "localhost:9094"
+            [kafka.properties]
+            "sasl.password" = "kafka-secret-4242"
+            "ssl.key.password" = "ssl-secret-777"
+            [remoteDetails]
+            host = "h"
+            username = "u"
+            password = "clear-secret-1234"
+            [remotes.b]
+            host = "h2"
+            username = "u2"
+            password_file = "\(passwordFile)"
+            [remotes.c]
+            host = "h3"
+            username = "u3"
+            password_env = "C_PW"
+            """
+        let secrets = ["kafka-secret-4242", "ssl-secret-777", "clear-secret-1234", "file-secret-31337", "env-secret-5555"]
+        let config = try parse(toml, environment: ["C_PW": "env-secret-5555"])
+        let rendered = config.renderedRedacted()
+        for secret in secrets {
+            #expect(!rendered.contains(secret))
+            #expect(!"\(config)".contains(secret), "the struct's own description")
+        }
+        #expect(rendered.contains("password = <redacted> (from password_env C_PW)"))
+        #expect(rendered.contains("\"sasl.password\" = <redacted>"))
+        #expect(rendered.contains("port = 22"))
+        #expect(rendered.contains("topic = \"kafkasync-files\""))
+
+        // Errors with the same secrets around them still do not show them.
+        let broken = toml.replacingOccurrences(of: "username = \"u\"", with: "username = 7\npassword_env = \"X\"")
+            .replacingOccurrences(of: "\"ssl.key.password\" = \"ssl-secret-777\"", with: "\"ssl.key.password\" = [\"ssl-secret-777\"]")
+        do {
+            _ = try parse(broken, environment: ["C_PW": "env-secret-5555"])
+            Issue.record("loaded a broken file")
+        } catch {
+            for secret in secrets { #expect(!error.description.contains(secret)) }
+            #expect(error.description.contains("kafka.properties.ssl.key.password = <redacted>"))
+        }
+    }
+
+    @Test func hostPortSplitting() {
+        #expect(splitHostPort("h")! == ("h", nil))
+        #expect(splitHostPort("h:22")! == ("h", 22))
+        #expect(splitHostPort("[fe80::1]:2222")! == ("fe80::1", 2222))
+        #expect(splitHostPort("[::1]")! == ("::1", nil))
+        #expect(splitHostPort("::1")! == ("::1", nil))
+        #expect(splitHostPort("h:x") == nil)
+        #expect(splitHostPort("[::1") == nil)
+    }
+}
