@@ -222,6 +222,21 @@ import Testing
         #expect(counts == [topic: 3, "\(topic).dlq": 1], "existing topics keep their partition counts")
     }
 
+    @Test func ensureTopicsFailsWithATypedErrorWhenTheClusterCannotCreateTopics() async throws {
+        // librdkafka 2.0.2's mock cluster has no CreateTopics handler (and no controller), so creating a missing
+        // topic times out there: the caller gets a transient, typed error instead of a hang.
+        let topic = KafkaFixtures.uniqueName("jobs")
+        let cluster = try KafkaFixtures.cluster(topics: [topic: 2])
+        await #expect {
+            _ = try await KafkaAdmin.ensureTopics(
+                [TopicSpecification(name: topic, partitions: 5), TopicSpecification(name: "\(topic).done", partitions: 3)],
+                bootstrapServers: cluster.bootstrapServers, timeout: .seconds(2), logger: KafkaFixtures.logger())
+        } throws: { error in
+            guard let error = error as? KafkaError else { return false }
+            return error.code == .timedOut && error.isTransient
+        }
+    }
+
     @Test func badPropertiesAreRejectedWithoutEchoingSecrets() throws {
         #expect {
             _ = try KafkaProducer(configuration: KafkaProducerConfiguration(
