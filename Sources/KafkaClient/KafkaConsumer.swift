@@ -137,9 +137,7 @@ struct ConsumerState {
     /// Fetching is paused because the buffer is full.
     var flowPaused = false
     var commitRequests: [CheckedContinuation<KafkaError?, Never>] = []
-    var closing = false
-    var closed = false
-    var closeWaiters: [CheckedContinuation<Void, Never>] = []
+    var lifecycle = Lifecycle()
 
     /// Takes the next buffered message and records it as handed out.
     mutating func takeMessage() -> KafkaMessage? {
@@ -219,7 +217,7 @@ final class ConsumerCore: Sendable {
                 let immediate = state.withLock { state -> KafkaMessage?? in
                     if let message = state.takeMessage() { return .some(message) }
                     // Cancellation is flagged before `onCancel` runs, so checking it under the lock cannot miss it.
-                    if state.closing || Task.isCancelled { return .some(nil) }
+                    if state.lifecycle.closing || Task.isCancelled { return .some(nil) }
                     state.waiter = continuation
                     return nil
                 }
@@ -252,7 +250,7 @@ final class ConsumerCore: Sendable {
 
     func markDone(_ partition: TopicPartition, _ offset: Int64) {
         state.withLock { state in
-            guard !state.closed, let position = state.trackers[partition]?.markDone(offset) else { return }
+            guard !state.lifecycle.closed, let position = state.trackers[partition]?.markDone(offset) else { return }
             // Under the lock so the handle cannot be destroyed meanwhile; offsets_store does not block.
             let list = makePartitionList([partition], offsets: [partition: position])
             defer { rd_kafka_topic_partition_list_destroy(list) }
@@ -269,7 +267,7 @@ final class ConsumerCore: Sendable {
     func commitNow() async throws(KafkaError) {
         let error = await withCheckedContinuation { (continuation: CheckedContinuation<KafkaError?, Never>) in
             let refused = state.withLock { state -> Bool in
-                if state.closing { return true }
+                if state.lifecycle.closing { return true }
                 state.commitRequests.append(continuation)
                 return false
             }
@@ -290,7 +288,7 @@ final class ConsumerCore: Sendable {
     /// Makes librdkafka's paused set match what the application and the buffer ask for.
     func applyPauseState() {
         state.withLock { state in
-            guard !state.closed else { return }
+            guard !state.lifecycle.closed else { return }
             if state.buffer.count >= bufferCapacity {
                 state.flowPaused = true
             } else if state.buffer.count <= bufferCapacity / 2 {
@@ -320,7 +318,7 @@ final class ConsumerCore: Sendable {
         while true {
             let (closing, commitRequests) = state.withLock { state in
                 defer { state.commitRequests = [] }
-                return (state.closing, state.commitRequests)
+                return (state.lifecycle.closing, state.commitRequests)
             }
             if !commitRequests.isEmpty {
                 let error = commitStored()
@@ -345,14 +343,12 @@ final class ConsumerCore: Sendable {
         // Serves the final revocation and leaves the group.
         rd_kafka_consumer_close(handle.pointer)
         let (waiter, closeWaiters) = state.withLock { state in
-            state.closed = true
             rd_kafka_destroy(handle.pointer)
             defer {
                 state.waiter = nil
-                state.closeWaiters = []
                 state.buffer = []
             }
-            return (state.waiter, state.closeWaiters)
+            return (state.waiter, state.lifecycle.markClosed())
         }
         context.eventSink.finish()
         waiter?.resume(returning: nil)
@@ -360,18 +356,12 @@ final class ConsumerCore: Sendable {
     }
 
     func requestClose() {
-        state.withLock { $0.closing = true }
+        state.withLock { $0.lifecycle.requestClose() }
     }
 
     func close() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let done = state.withLock { state -> Bool in
-                state.closing = true
-                if state.closed { return true }
-                state.closeWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
+        await withCheckedContinuation { continuation in
+            if state.withLock({ $0.lifecycle.awaitClosed(continuation) }) { continuation.resume() }
         }
     }
 }
@@ -426,7 +416,7 @@ extension ConsumerContext {
             eventSink.yield(.partitionsRevoked(revoked))
             let closing = state.withLock { state in
                 state.buffer.removeAll { revokedSet.contains($0.topicPartition) }
-                return state.closing
+                return state.lifecycle.closing
             }
             if !closing {
                 let deadline = Date().addingTimeInterval(Double(drainTimeout.milliseconds) / 1000)

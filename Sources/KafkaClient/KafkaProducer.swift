@@ -97,17 +97,12 @@ func producerDeliveryCallback(_ rk: OpaquePointer?, _ message: UnsafePointer<rd_
 
 /// Owns the producer's `rd_kafka_t` and its poll thread.
 final class ProducerCore: Sendable {
-    private struct State {
-        var closing = false
-        var closed = false
-        var closeWaiters: [CheckedContinuation<Void, Never>] = []
-    }
 
     private let logger: Logger
     private let logSink: LogSink
     private let handle: NativeHandle
     private let closeTimeout: Duration
-    private let state = Mutex(State())
+    private let state = Mutex(Lifecycle())
 
     init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
         self.logger = logger
@@ -133,8 +128,8 @@ final class ProducerCore: Sendable {
     /// Enqueues a message under the lock (so the handle cannot be destroyed meanwhile).
     /// - Returns: an error when the message was not enqueued; then `box` was not retained.
     func enqueue(_ message: KafkaOutgoingMessage, _ box: DeliveryBox) -> KafkaError? {
-        state.withLock { state -> KafkaError? in
-            if state.closing { return .closed("the producer") }
+        state.withLock { lifecycle -> KafkaError? in
+            if lifecycle.closing { return .closed("the producer") }
             let opaque = Unmanaged.passRetained(box).toOpaque()
             let headers = makeHeaders(message.headers)
             let error = message.topic.withCString { topic in
@@ -181,28 +176,20 @@ final class ProducerCore: Sendable {
             rd_kafka_purge(handle.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
             rd_kafka_poll(handle.pointer, 0)
         }
-        let waiters = state.withLock { state in
-            state.closed = true
+        let waiters = state.withLock { lifecycle in
             rd_kafka_destroy(handle.pointer)
-            defer { state.closeWaiters = [] }
-            return state.closeWaiters
+            return lifecycle.markClosed()
         }
         waiters.forEach { $0.resume() }
     }
 
     func requestClose() {
-        state.withLock { $0.closing = true }
+        state.withLock { $0.requestClose() }
     }
 
     func close() async {
         await withCheckedContinuation { continuation in
-            let done = state.withLock { state -> Bool in
-                state.closing = true
-                if state.closed { return true }
-                state.closeWaiters.append(continuation)
-                return false
-            }
-            if done { continuation.resume() }
+            if state.withLock({ $0.awaitClosed(continuation) }) { continuation.resume() }
         }
     }
 }

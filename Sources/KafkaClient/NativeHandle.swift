@@ -78,3 +78,30 @@ func makePartitionList(_ partitions: some Collection<TopicPartition>, offsets: [
     }
     return list
 }
+
+/// The closing state of a client whose poll thread destroys the handle: `closing` asks the thread to stop,
+/// `closed` says the handle is gone, and callers of `close()` wait in `waiters` until then.
+struct Lifecycle {
+    private(set) var closing = false
+    private(set) var closed = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Asks the poll thread to stop.
+    mutating func requestClose() { closing = true }
+
+    /// Asks the poll thread to stop and registers `waiter` to be resumed once it has.
+    /// - Returns: `true` when already closed: the caller resumes `waiter` itself (outside the lock).
+    mutating func awaitClosed(_ waiter: CheckedContinuation<Void, Never>) -> Bool {
+        closing = true
+        if closed { return true }
+        waiters.append(waiter)
+        return false
+    }
+
+    /// Marks the handle destroyed. - Returns: the waiters to resume (outside the lock).
+    mutating func markClosed() -> [CheckedContinuation<Void, Never>] {
+        closed = true
+        defer { waiters = [] }
+        return waiters
+    }
+}

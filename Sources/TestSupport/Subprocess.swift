@@ -28,7 +28,8 @@ public func runProcess(_ executable: String, _ arguments: [String], stdin: Strin
     try process.run()
     return try await withCheckedThrowingContinuation { continuation in
         DispatchQueue.global().async {
-            // Drain both pipes concurrently so neither can fill up and stall the child.
+            // Drain both pipes concurrently so neither can fill up and stall the child. `out` and `err` are
+            // each written by one block and read only after `group.wait()`, so they are never shared unsafely.
             let group = DispatchGroup()
             nonisolated(unsafe) var out = Data()
             nonisolated(unsafe) var err = Data()
