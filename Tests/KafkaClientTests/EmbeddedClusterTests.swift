@@ -213,6 +213,36 @@ import Testing
         #expect(events.last.map { if case .partitionsRevoked(let p) = $0 { Set(p) == Set(partitions) } else { false } } == true)
     }
 
+    @Test func revocationWaitsForHandedOutWorkToBeMarkedDone() async throws {
+        let topic = KafkaFixtures.uniqueName("jobs")
+        let cluster = try KafkaFixtures.cluster(topics: [topic: 1])
+        let group = KafkaFixtures.uniqueName("g")
+        let producer = try KafkaFixtures.producer(cluster)
+        _ = try await producer.send(KafkaOutgoingMessage(topic: topic, key: nil, value: Array("first".utf8)))
+        await producer.close()
+        let first = try KafkaConsumer(configuration: KafkaConsumerConfiguration(
+            bootstrapServers: cluster.bootstrapServers, groupID: group, topics: [topic],
+            properties: KafkaFixtures.fastGroupProperties, revocationDrainTimeout: .seconds(60)),
+            logger: KafkaFixtures.logger())
+        let inFlight = try #require(try await first.take(1).first)
+        var events = first.events.makeAsyncIterator()
+        #expect(await events.next() == .partitionsAssigned([inFlight.topicPartition]))
+
+        // A second member joins: the first is asked to give its partition up, and holds it while it drains.
+        let second = try KafkaFixtures.consumer(cluster, group: group, topics: [topic])
+        #expect(await events.next() == .partitionsRevoked([inFlight.topicPartition]))
+        #expect(first.assignment == [inFlight.topicPartition], "still held: the handed-out message is not done")
+        first.markDone(inFlight)
+        // Done: the revocation completes well before the 60 s drain timeout and the group settles.
+        try await withTimeout(.seconds(30), "the group to settle") {
+            while first.assignment.count + second.assignment.count != 1 || first.assignment == second.assignment {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        await first.close()
+        await second.close()
+    }
+
     @Test func ensureTopicsReportsExistingTopics() async throws {
         let topic = KafkaFixtures.uniqueName("jobs")
         let cluster = try KafkaFixtures.cluster(topics: [topic: 3, "\(topic).dlq": 1])
