@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "kafkasync", targets: ["kafkasync"]),
         .library(name: "KafkaClient", targets: ["KafkaClient"]),
         .library(name: "KafkaSyncCore", targets: ["KafkaSyncCore"]),
+        .library(name: "TransferStore", targets: ["TransferStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -15,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", exact: "0.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(
@@ -31,9 +34,18 @@ let package = Package(
             ]
         ),
         .target(
+            name: "TransferStore",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "KafkaSyncCore",
             dependencies: [
                 "KafkaClient",
+                "TransferStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -41,7 +53,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["KafkaClient", "KafkaSyncCore"]
+            dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore"]
         ),
         .executableTarget(
             name: "kafkasync",
@@ -54,6 +66,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
+        .testTarget(name: "TransferStoreTests", dependencies: ["TransferStore", "TestSupport"]),
         .testTarget(name: "KafkaSyncCoreTests", dependencies: ["KafkaSyncCore", "TestSupport"]),
         .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TestSupport"]),
     ],

@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+
+/// The transfer history and idempotency record of KafkaSync.
+///
+/// Backed by SQLite (default) or PostgreSQL (a fleet of consumers sharing one database) with the same
+/// behaviour. Open one with ``SQLTransferStore/open(_:logger:)`` and keep ``run()`` running while it is used
+/// (``withTransferStore(_:logger:_:)`` does both).
+public protocol TransferStore: Sendable {
+    /// Inserts the record, or replaces the record with the same job id (one row per job id, whoever writes).
+    func save(_ record: TransferRecord) async throws(StoreError)
+    /// The record of a job id (the idempotency lookup).
+    func record(jobID: String) async throws(StoreError) -> TransferRecord?
+    /// Moves a running transfer's byte count forward. Callers throttle with ``ProgressThrottle``.
+    func updateProgress(jobID: String, bytesTransferred: Int64, at time: Date) async throws(StoreError)
+    /// The records matching a query, newest first.
+    func records(matching query: TransferQuery) async throws(StoreError) -> [TransferRecord]
+    /// How many transfers received since `since` are in each status.
+    func statusCounts(since: Date?) async throws(StoreError) -> [TransferStatus: Int]
+    /// Completed files and bytes per time bucket since `since`, oldest bucket first.
+    func activity(since: Date, bucket: Duration) async throws(StoreError) -> [ActivityBucket]
+    /// The most frequent failure classes since `since`.
+    func failureReasons(since: Date?, limit: Int) async throws(StoreError) -> [FailureReason]
+    /// Keeps the store's connections alive until the task is cancelled.
+    func run() async
+    /// Releases connections and files.
+    func close() async
+}
+
+/// Where the store lives.
+public enum StoreLocation: Sendable, Equatable {
+    /// A SQLite file (created if missing), in WAL mode.
+    case sqlite(path: String)
+    /// A PostgreSQL database.
+    case postgres(host: String, port: Int, username: String, database: String, password: String?)
+
+    /// Parses `sqlite://PATH` (relative paths against `directory`) or `postgres://user@host[:port]/database`.
+    /// The password never comes from the URL: pass it from `password_env` / `password_file`.
+    /// - Throws: ``StoreError/Code/invalidURL`` naming what is wrong.
+    public init(url: String, relativeTo directory: String, password: String? = nil) throws(StoreError) {
+        if url.hasPrefix("sqlite://") {
+            let path = String(url.dropFirst("sqlite://".count))
+            guard !path.isEmpty else { throw StoreError(.invalidURL, "store url \"\(url)\" names no file") }
+            let absolute = URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true))
+            self = .sqlite(path: absolute.standardizedFileURL.path)
+            return
+        }
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://"),
+              let components = URLComponents(string: url), let host = components.host, !host.isEmpty,
+              let username = components.user, !username.isEmpty else {
+            throw StoreError(.invalidURL, """
+                store url must be sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE, \
+                not "\(Self.withoutPassword(url))"
+                """)
+        }
+        guard components.password == nil else {
+            throw StoreError(.invalidURL, "store url must not contain a password: use password_env or password_file")
+        }
+        let database = String(components.path.drop { $0 == "/" })
+        self = .postgres(host: host, port: components.port ?? 5432, username: username,
+                         database: database.isEmpty ? username : database, password: password)
+    }
+
+    private static func withoutPassword(_ url: String) -> String {
+        guard var components = URLComponents(string: url), components.password != nil else { return url }
+        components.password = "<redacted>"
+        return components.string ?? "<unparseable>"
+    }
+}
+
+/// Opens the store, applies migrations, keeps it running while `body` uses it, then closes it.
+public func withTransferStore<Result: Sendable>(
+    _ location: StoreLocation, logger: Logger,
+    _ body: @Sendable (any TransferStore) async throws -> Result
+) async throws -> Result {
+    let store = try SQLTransferStore.open(location, logger: logger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { await store.run() }
+        defer { group.cancelAll() }
+        do {
+            try await store.migrate()
+            let result = try await body(store)
+            await store.close()
+            return result
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+}
