@@ -67,6 +67,8 @@ let package = Package(
         ),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "TransferStoreTests", dependencies: ["TransferStore", "TestSupport"]),
+        // A second process writing to the store, for the concurrent-writers test.
+        .executableTarget(name: "StoreWriter", dependencies: ["TransferStore"], path: "Tests/StoreWriter"),
         .testTarget(name: "KafkaSyncCoreTests", dependencies: ["KafkaSyncCore", "TestSupport"]),
         .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TestSupport"]),
     ],

@@ -144,15 +144,26 @@ public struct MissingProgram: Error, CustomStringConvertible {
     public var description: String { "\(name) is not installed; run scripts/bootstrap" }
 }
 
-/// The `kafkasync` executable built by `swift build` (or `KAFKASYNC_BIN`).
+/// The `kafkasync` executable built by `swift build`.
 public func kafkasyncExecutable(filePath: String = #filePath) throws -> String {
-    if let path = ProcessInfo.processInfo.environment["KAFKASYNC_BIN"] { return path }
-    // Tests/<target>/<file>.swift → package root → .build/debug/kafkasync
-    var root = URL(fileURLWithPath: filePath)
-    while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
-        root.deleteLastPathComponent()
+    try builtExecutable("kafkasync", filePath: filePath)
+}
+
+/// An executable of this package built by `swift build`: in `KAFKASYNC_BIN_PATH` (what
+/// `swift build --show-bin-path` prints; `scripts/test` sets it), else in `<package>/.build/debug`.
+public func builtExecutable(_ name: String, filePath: String = #filePath) throws -> String {
+    let directory: String
+    if let path = ProcessInfo.processInfo.environment["KAFKASYNC_BIN_PATH"] {
+        directory = path
+    } else {
+        // Sources/TestSupport/<file>.swift → the package root, which holds Package.swift.
+        var root = URL(fileURLWithPath: filePath)
+        while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+            root.deleteLastPathComponent()
+        }
+        directory = root.appendingPathComponent(".build/debug").path
     }
-    let candidate = root.appendingPathComponent(".build/debug/kafkasync").path
+    let candidate = (directory as NSString).appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: candidate) else { throw MissingProgram(name: candidate) }
     return candidate
 }

@@ -6,6 +6,7 @@ import PostgresNIO
 /// consumers starting together on several machines apply each migration exactly once.
 final class PostgresBackend: SQLBackend {
     private let client: PostgresClient
+    private let probe: PostgresConnection.Configuration
     private let logger: Logger
     private let address: String
 
@@ -14,6 +15,8 @@ final class PostgresBackend: SQLBackend {
                                                          password: password, database: database, tls: .disable)
         configuration.options.connectTimeout = .seconds(10)
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        probe = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
+                                                 database: database, tls: .disable)
         self.logger = logger
         address = "postgres://\(username)@\(host):\(port)/\(database)"
     }
@@ -24,6 +27,9 @@ final class PostgresBackend: SQLBackend {
 
     func migrate() async throws {
         do {
+            // One direct connection first: the pool would keep retrying an unreachable server or a wrong
+            // password, while start-up should say so at once.
+            try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger).close()
             try await client.withTransaction(logger: logger) { connection in
                 // 0x6b73796e63 = "ksync": one lock id for all KafkaSync migrations.
                 try await connection.query("SELECT pg_advisory_xact_lock(461721710179)", logger: logger)
