@@ -28,7 +28,7 @@ public protocol TransferStore: Sendable {
 }
 
 /// Where the store lives.
-public enum StoreLocation: Sendable, Equatable {
+public enum StoreLocation: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     /// A SQLite file (created if missing), in WAL mode.
     case sqlite(path: String)
     /// A PostgreSQL database.
@@ -50,7 +50,7 @@ public enum StoreLocation: Sendable, Equatable {
               let username = components.user, !username.isEmpty else {
             throw StoreError(.invalidURL, """
                 store url must be sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE, \
-                not "\(Self.withoutPassword(url))"
+                not "\(Self.redacted(url))"
                 """)
         }
         guard components.password == nil else {
@@ -61,7 +61,19 @@ public enum StoreLocation: Sendable, Equatable {
                          database: database.isEmpty ? username : database, password: password)
     }
 
-    private static func withoutPassword(_ url: String) -> String {
+    /// Where, without the password.
+    public var description: String {
+        switch self {
+        case .sqlite(let path): "SQLite \(path)"
+        case .postgres(let host, let port, let username, let database, _):
+            "PostgreSQL postgres://\(username)@\(host):\(port)/\(database)"
+        }
+    }
+
+    public var debugDescription: String { description }
+
+    /// The URL with any password in it replaced by `<redacted>`.
+    public static func redacted(_ url: String) -> String {
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "<redacted>"
         return components.string ?? "<unparseable>"

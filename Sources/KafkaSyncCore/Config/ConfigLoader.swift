@@ -2,6 +2,7 @@ import Foundation
 import KafkaClient
 import Logging
 import TOMLKit
+import TransferStore
 
 extension KafkaSyncConfig {
     /// Loads and validates a configuration file.
@@ -105,8 +106,9 @@ struct ConfigLoader {
     var issues: [ConfigIssue] = []
     var warnings: [ConfigWarning] = []
 
-    static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations"]
-    static let laterTables = ["consumer", "store", "http", "s3", "watch"]
+    static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations",
+                                "store"]
+    static let laterTables = ["consumer", "http", "s3", "watch"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
                              "engine"]
@@ -134,9 +136,12 @@ struct ConfigLoader {
         }
         let remotes = namedRemotes(root["remotes"])
         let locations = locationsValue(root["locations"])
-        guard let kafkaURL, let numThreads, let debugLevel, let defaultRemote, let locations else { return nil }
+        let store = storeSettings(root["store"])
+        guard let kafkaURL, let numThreads, let debugLevel, let defaultRemote, let locations, let store else {
+            return nil
+        }
         return KafkaSyncConfig(kafkaURL: kafkaURL, numThreads: numThreads, debugLevel: debugLevel, kafka: kafka,
-                               defaultRemote: defaultRemote, remotes: remotes, locations: locations,
+                               defaultRemote: defaultRemote, remotes: remotes, locations: locations, store: store,
                                configFile: configFile, warnings: warnings)
     }
 
@@ -273,6 +278,30 @@ struct ConfigLoader {
         return locations
     }
 
+    mutating func storeSettings(_ node: TOMLNode?) -> StoreSettings? {
+        var table: [String: TOMLNode] = [:]
+        switch node {
+        case .table(let values)?: table = values
+        case let other?:
+            wrongType("store", other, expected: "a table [store]")
+            return nil
+        case nil: break
+        }
+        warnUnknown(table, known: ["url", "password", "password_env", "password_file"], table: "store")
+        let expected = "sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE"
+        let sourced: Sourced = ("store.url", table["url"] ?? .string(StoreSettings.defaultURL))
+        guard let url = nonEmptyString(sourced, expected: expected) else { return nil }
+        let (password, passwordSource) = password(table, key: "store")
+        do {
+            let location = try StoreLocation(url: url, relativeTo: configDirectory, password: password?.revealed)
+            return StoreSettings(url: url, location: location, passwordSource: passwordSource)
+        } catch {
+            issues.append(ConfigIssue(.invalidValue, key: "store.url", value: "\"\(StoreLocation.redacted(url))\"",
+                                      expected: error.message))
+            return nil
+        }
+    }
+
     // MARK: Remotes
 
     mutating func remote(_ table: [String: TOMLNode], name: String, key: String) -> RemoteConfig? {
@@ -301,16 +330,7 @@ struct ConfigLoader {
         let username = nonEmptyString((key + ".username", table["username"]), expected: "the SFTP login user",
                                       required: true) ?? ""
 
-        // Exactly one password source.
-        let sources = ["password", "password_env", "password_file"].filter { table[$0] != nil }
-        var password: Secret?
-        var passwordSource: SecretSource?
-        if sources.count > 1 {
-            issues.append(ConfigIssue(.conflict, key: key + "." + sources[1], value: "<redacted>",
-                                      expected: "only one of password, password_env, password_file"))
-        } else if let source = sources.first {
-            (password, passwordSource) = secret(table, key: key, name: source) ?? (nil, nil)
-        }
+        let (password, passwordSource) = password(table, key: key)
         var passphrase: Secret?
         var passphraseSource: SecretSource?
         if table["private_key_passphrase_env"] != nil {
@@ -347,6 +367,20 @@ struct ConfigLoader {
                             passwordSource: passwordSource, privateKey: privateKey, privateKeyPassphrase: passphrase,
                             privateKeyPassphraseSource: passphraseSource, knownHosts: knownHosts,
                             hostKeyFingerprint: fingerprint, hostKeyPolicy: policy, engine: engine)
+    }
+
+    /// The password from exactly one of `password`, `password_env`, `password_file`, if any is given.
+    mutating func password(_ table: [String: TOMLNode], key: String) -> (Secret?, SecretSource?) {
+        let sources = ["password", "password_env", "password_file"].filter { table[$0] != nil }
+        if sources.count > 1 {
+            issues.append(ConfigIssue(.conflict, key: key + "." + sources[1], value: "<redacted>",
+                                      expected: "only one of password, password_env, password_file"))
+            return (nil, nil)
+        }
+        guard let source = sources.first, let (secret, origin) = secret(table, key: key, name: source) else {
+            return (nil, nil)
+        }
+        return (secret, origin)
     }
 
     /// Resolves `password`, `*_env` or `*_file` into a secret. Never puts the secret into an issue.

@@ -1,6 +1,7 @@
 import Foundation
 import KafkaClient
 import Logging
+import TransferStore
 
 /// The whole configuration (`config.toml`, DESIGN.md §3), validated, with defaults filled in, environment
 /// overrides applied and paths made absolute.
@@ -19,6 +20,8 @@ public struct KafkaSyncConfig: Sendable, Equatable {
     public var remotes: [String: RemoteConfig]
     /// `[locations]`.
     public var locations: Locations
+    /// `[store]`.
+    public var store: StoreSettings
     /// The absolute path of the file this was loaded from.
     public var configFile: String
     /// Remarks that did not stop loading (unknown keys, unused tables).
@@ -113,4 +116,17 @@ public struct Locations: Sendable, Equatable {
     public var incompletes: String
     /// Only whole, verified files appear here.
     public var completes: String
+}
+
+/// `[store]`: where the transfer history lives.
+public struct StoreSettings: Sendable, Equatable {
+    /// The default: a SQLite file beside the config file.
+    public static let defaultURL = "sqlite://./kafkasync.db"
+
+    /// `url` as written.
+    public var url: String
+    /// The resolved location (absolute SQLite path, or PostgreSQL server with its password).
+    public var location: StoreLocation
+    /// Where the PostgreSQL password came from.
+    public var passwordSource: SecretSource?
 }

@@ -21,6 +21,8 @@ extension KafkaSyncConfig {
         }
         lines += ["", "[locations]", "incompletes = \(quoted(locations.incompletes))",
                   "completes = \(quoted(locations.completes))"]
+        lines += ["", "[store]", "url = \(quoted(store.url)) # \(store.location)"]
+        if let source = store.passwordSource { lines.append("password = <redacted> (\(source))") }
         return lines.joined(separator: "\n")
     }
 

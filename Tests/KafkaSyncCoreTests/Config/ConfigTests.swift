@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import TestSupport
 import Testing
+import TransferStore
 @testable import KafkaSyncCore
 
 private let originalConfig = """
@@ -262,8 +263,8 @@ private func withRemote(_ remote: String) -> String {
 
             [kafka]
             topik = "x"
-            [store]
-            url = "sqlite://x"
+            [http]
+            port = 8080
             [remotes.b]
             host = "h"
             usernme = "u"
@@ -273,7 +274,7 @@ private func withRemote(_ remote: String) -> String {
         let messages = config.warnings.map(\.description)
         #expect(messages.contains { $0.contains("num_thread") && $0.contains("did you mean \"num_threads\"") })
         #expect(messages.contains { $0.hasPrefix("kafka.topik") && $0.contains("\"topic\"") })
-        #expect(messages.contains { $0.hasPrefix("store") && $0.contains("not used") })
+        #expect(messages.contains { $0.hasPrefix("http") && $0.contains("not used") })
         #expect(messages.contains { $0.hasPrefix("remotes.b.usernme") && $0.contains("\"username\"") })
         #expect(config.numThreads == 4, "the misspelled key is ignored, the default applies")
     }
@@ -327,6 +328,36 @@ private func withRemote(_ remote: String) -> String {
             for secret in secrets { #expect(!error.description.contains(secret)) }
             #expect(error.description.contains("kafka.properties.ssl.key.password = <redacted>"))
         }
+    }
+
+    @Test func storeDefaultsToSQLiteBesideTheConfigFile() throws {
+        let config = try parse(originalConfig)
+        #expect(config.store.location == .sqlite(path: "/etc/kafkasync/kafkasync.db"))
+        #expect(config.renderedRedacted().contains("url = \"sqlite://./kafkasync.db\" # SQLite /etc/kafkasync/kafkasync.db"))
+    }
+
+    @Test func storeOnPostgresTakesItsPasswordFromTheEnvironment() throws {
+        let config = try parse(originalConfig + """
+
+            [store]
+            url = "postgres://kafkasync@db.internal:6432/transfers"
+            password_env = "DB_PW"
+            """, environment: ["DB_PW": "db-secret-8888"])
+        #expect(config.store.location == .postgres(host: "db.internal", port: 6432, username: "kafkasync",
+                                                   database: "transfers", password: "db-secret-8888"))
+        let rendered = config.renderedRedacted()
+        #expect(rendered.contains("password = <redacted> (from password_env DB_PW)"))
+        #expect(!rendered.contains("db-secret-8888"))
+        #expect(!"\(config)".contains("db-secret-8888"))
+    }
+
+    @Test func badStoreURLsNameTheKey() {
+        let found = issues(originalConfig + "\n[store]\nurl = \"mysql://x@y/z\"\n")
+        #expect(found.first?.key == "store.url")
+        #expect(found.first?.description.contains("sqlite://") == true)
+        let withPassword = issues(originalConfig + "\n[store]\nurl = \"postgres://u:pw-in-url-77@db/x\"\n")
+        #expect(withPassword.first?.key == "store.url")
+        #expect(withPassword.first.map { !$0.description.contains("pw-in-url-77") } == true)
     }
 
     @Test func hostPortSplitting() {
