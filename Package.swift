@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "KafkaClient",
                 "KafkaSyncCore",
+                "TransferStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -70,7 +71,7 @@ let package = Package(
         // A second process writing to the store, for the concurrent-writers test.
         .executableTarget(name: "StoreWriter", dependencies: ["TransferStore"], path: "Tests/StoreWriter"),
         .testTarget(name: "KafkaSyncCoreTests", dependencies: ["KafkaSyncCore", "TestSupport"]),
-        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TestSupport"]),
+        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
