@@ -45,7 +45,7 @@ import Testing
 
     @Test(arguments: StoreBackendKind.allCases)
     func aRecordRoundTripsWithEveryField(_ kind: StoreBackendKind) async throws {
-        try await withFreshStore(kind) { store, _ in
+        try await withFreshStore(kind) { store, location in
             #expect(try await store.record(jobID: "nope") == nil)
             let full = TransferRecord(
                 jobID: "abc123", infoHash: "abc123", name: "Film (2024) – ünïcode.mkv", remote: "backup",
@@ -58,6 +58,9 @@ import Testing
             try await store.save(full)
             let loaded = try await store.record(jobID: "abc123")
             #expect(loaded == full)
+            if case .sqlite(let path) = location {
+                #expect(FileManager.default.fileExists(atPath: path + "-wal"), "SQLite runs in WAL mode")
+            }
             #expect(loaded?.duration == 50)
             #expect(loaded?.averageRate == 100_000_000)
         }

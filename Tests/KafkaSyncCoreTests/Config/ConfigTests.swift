@@ -360,6 +360,13 @@ private func withRemote(_ remote: String) -> String {
         #expect(withPassword.first.map { !$0.description.contains("pw-in-url-77") } == true)
     }
 
+    @Test func theShippedExampleConfigLoadsWithoutWarnings() throws {
+        let example = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../config.example.toml")
+        let config = try KafkaSyncConfig.load(path: example.path, environment: ["KAFKASYNC_SFTP_PASSWORD": "x"])
+        #expect(config.warnings.isEmpty, "\(config.warnings)")
+        #expect(config.defaultRemote.passwordSource == .environment(key: "password_env", variable: "KAFKASYNC_SFTP_PASSWORD"))
+    }
+
     @Test func hostPortSplitting() {
         #expect(splitHostPort("h")! == ("h", nil))
         #expect(splitHostPort("h:22")! == ("h", 22))
