@@ -15,7 +15,14 @@ import TransferStore
         case .postgres:
             store = "url = \"\(StoreFixtures.url(of: location))\"\npassword_env = \"KAFKASYNC_TEST_POSTGRES_PASSWORD\""
         }
-        let config = try directory.write("config.toml", """
+        let config = try writeConfig(directory, "config.toml", store: store)
+        let resolved: StoreLocation = kind == .sqlite ? .sqlite(path: directory.file("history.db")) : location
+        return (directory, config, resolved)
+    }
+
+    /// Writes a minimal config whose `[store]` table holds `store`.
+    func writeConfig(_ directory: TemporaryDirectory, _ name: String, store: String) throws -> String {
+        try directory.write(name, """
             kafka_url = "localhost:9094"
             [remoteDetails]
             host = "h"
@@ -24,8 +31,6 @@ import TransferStore
             [store]
             \(store)
             """)
-        let resolved: StoreLocation = kind == .sqlite ? .sqlite(path: directory.file("history.db")) : location
-        return (directory, config, resolved)
     }
 
     func seed(_ location: StoreLocation) async throws {
@@ -106,16 +111,8 @@ import TransferStore
         #expect(empty.status == 0)
         #expect(empty.stdout.contains("No transfers match."))
 
-        let unreachable = try directory.write("unreachable.toml", """
-            kafka_url = "localhost:9094"
-            [remoteDetails]
-            host = "h"
-            username = "u"
-            password = "p"
-            [store]
-            url = "postgres://nobody@127.0.0.1:1/db"
-            password = "pg-secret-5151"
-            """)
+        let unreachable = try writeConfig(directory, "unreachable.toml",
+                                          store: "url = \"postgres://nobody@127.0.0.1:1/db\"\npassword = \"pg-secret-5151\"")
         let failed = try await runProcess(kafkasync, ["status", "--config", unreachable])
         #expect(failed.status == 1)
         #expect(failed.stderr.contains("127.0.0.1:1"))
