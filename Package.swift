@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "KafkaClient", targets: ["KafkaClient"]),
         .library(name: "KafkaSyncCore", targets: ["KafkaSyncCore"]),
         .library(name: "TransferStore", targets: ["TransferStore"]),
+        .library(name: "SFTPClient", targets: ["SFTPClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -18,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssh", from: "0.15.1"),
     ],
     targets: [
         .systemLibrary(
@@ -31,6 +34,16 @@ let package = Package(
                 "CRdKafka",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "SFTPClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -53,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore"]
+            dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient"]
         ),
         .executableTarget(
             name: "kafkasync",
@@ -67,6 +80,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
+        .testTarget(name: "SFTPClientTests", dependencies: ["SFTPClient", "TestSupport"]),
         .testTarget(name: "TransferStoreTests", dependencies: ["TransferStore", "TestSupport"]),
         // A second process writing to the store, for the concurrent-writers test.
         .executableTarget(name: "StoreWriter", dependencies: ["TransferStore"], path: "Tests/StoreWriter"),
