@@ -47,27 +47,61 @@ public func runProcess(_ executable: String, _ arguments: [String], stdin: Strin
 }
 
 /// A long-running child process (a broker, a daemon) whose output lines can be awaited.
+///
+/// Started with `posix_spawn`, not Foundation's `Process`: daemons such as sshd close every inherited file
+/// descriptor at start, which Foundation's process monitor on Linux mistakes for an exit and then blocks on,
+/// stalling every other `Process` of the test run.
 public final class BackgroundProcess: Sendable {
-    private let process: Process
+    private let pid: pid_t
     private let lines: AsyncStream<String>
     private let errorOutput: ErrorCollector
+    private let exitStatus = Mutex<Int32?>(nil)
 
-    /// Starts the program with its standard input closed.
+    /// Starts the program with its standard input from /dev/null.
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try resolveExecutable(executable))
-        process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardInput = FileHandle.nullDevice
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
+        let path = try resolveExecutable(executable)
+        var output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+        guard pipe(&output) == 0, pipe(&errors) == 0 else {
+            throw FixtureUnavailable(what: "pipe: \(String(cString: strerror(errno)))")
+        }
+        // Only the dup2'ed copies reach the child.
+        for fd in output + errors { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The spawning thread may block signals (dispatch workers do): start the child with a clean slate.
+        var noSignals = sigset_t(), defaults = sigset_t()
+        sigemptyset(&noSignals)
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let env = ProcessInfo.processInfo.environment.merging(environment) { $1 }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { (argv + env).forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, env)
+        close(output[1])
+        close(errors[1])
+        guard spawned == 0 else {
+            close(output[0])
+            close(errors[0])
+            throw FixtureUnavailable(what: "cannot start \(path): \(String(cString: strerror(spawned)))")
+        }
+        self.pid = pid
         let (lines, sink) = AsyncStream.makeStream(of: String.self)
         let collector = ErrorCollector()
-        try process.run()
+        let (outputFD, errorFD) = (output[0], errors[0])
         DispatchQueue.global().async {
             var pending = Data()
-            while case let chunk = output.fileHandleForReading.availableData, !chunk.isEmpty {
+            readUntilEOF(outputFD) { chunk in
                 pending.append(chunk)
                 while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                     sink.yield(String(decoding: pending[..<newline], as: UTF8.self))
@@ -76,12 +110,7 @@ public final class BackgroundProcess: Sendable {
             }
             sink.finish()
         }
-        DispatchQueue.global().async {
-            while case let chunk = errors.fileHandleForReading.availableData, !chunk.isEmpty {
-                collector.append(chunk)
-            }
-        }
-        self.process = process
+        DispatchQueue.global().async { readUntilEOF(errorFD) { collector.append($0) } }
         self.lines = lines
         self.errorOutput = collector
     }
@@ -95,20 +124,61 @@ public final class BackgroundProcess: Sendable {
     /// Everything written to standard error so far.
     public var stderr: String { errorOutput.text }
 
-    /// Sends a signal (default SIGTERM) and waits for the exit status.
+    /// Whether the process still runs.
+    public var isRunning: Bool {
+        exitStatus.withLock { status in
+            if status != nil { return false }
+            var raw: Int32 = 0
+            guard waitpid(pid, &raw, WNOHANG) == pid else { return true }
+            status = Self.decode(raw)
+            return false
+        }
+    }
+
+    /// Sends a signal (default SIGTERM) and waits for the exit status (the signal number if killed by one).
     public func stop(signal: Int32 = SIGTERM) async -> Int32 {
-        kill(process.processIdentifier, signal)
+        if isRunning { kill(pid, signal) }
         return await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                self.process.waitUntilExit()
-                continuation.resume(returning: self.process.terminationStatus)
+                let status = self.exitStatus.withLock { status in
+                    if let status { return status }
+                    var raw: Int32 = 0
+                    while waitpid(self.pid, &raw, 0) == -1 && errno == EINTR {}
+                    status = Self.decode(raw)
+                    return status!
+                }
+                continuation.resume(returning: status)
             }
         }
     }
 
-    deinit {
-        if process.isRunning { process.terminate() }
+    /// Exit code, or the signal number for a process killed by a signal.
+    private static func decode(_ raw: Int32) -> Int32 {
+        let signal = raw & 0x7f
+        return signal == 0 ? (raw >> 8) & 0xff : signal
     }
+
+    deinit {
+        if isRunning {
+            kill(pid, SIGKILL)
+            var raw: Int32 = 0
+            waitpid(pid, &raw, 0)
+        }
+    }
+}
+
+/// Reads a file descriptor to its end, handing each chunk over, then closes it.
+private func readUntilEOF(_ fd: Int32, _ handle: (Data) -> Void) {
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = read(fd, &buffer, buffer.count)
+        if count > 0 {
+            handle(Data(buffer[0..<count]))
+        } else if count == 0 || errno != EINTR {
+            break
+        }
+    }
+    close(fd)
 }
 
 /// Collects a child's standard error.
