@@ -5,8 +5,7 @@ import Testing
 /// The sshd fixture itself, checked with OpenSSH's own sftp client.
 @Suite(.timeLimit(.minutes(1))) struct SSHServerFixtureTests {
     @Test func opensshSftpFetchesAServedFileWithTheClientKeyAndStrictHostKeys() async throws {
-        let server = try await SSHServerFixture()
-        defer { Task { await server.stop() } }
+        try await withSSHServer { server in
         let contents = Data((0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
         let remote = try server.serve("dir with space/ü.bin", contents)
         let local = server.directory.file("fetched.bin")
@@ -20,5 +19,6 @@ import Testing
         #expect(FileManager.default.contents(atPath: local) == contents)
         #expect(server.hostKeyFingerprint.hasPrefix("SHA256:") && server.hostKeyFingerprint.count == 50)
         #expect(server.hostPublicKey.hasPrefix("ssh-ed25519 "))
+        }
     }
 }
