@@ -26,6 +26,7 @@ public final class SSHServerFixture: Sendable {
 
     /// The user created for password tests when running as root.
     public static let passwordUser = "kafkasync-sftp"
+    private static let sharedPassword = "pw-\(UUID().uuidString.prefix(12))"
 
     /// Starts sshd and waits until it listens.
     /// - Parameter hostKeyType: `ed25519` (default), `ecdsa` or `rsa` (for tests of unsupported algorithms).
@@ -39,9 +40,9 @@ public final class SSHServerFixture: Sendable {
         let isRoot = getuid() == 0
         if isRoot {
             username = Self.passwordUser
-            let secret = "pw-\(UUID().uuidString.prefix(12))"
-            try await Self.ensureUser(username, password: secret)
-            password = secret
+            // One password for the whole test run: fixtures started in parallel share the user.
+            try await Self.ensureUser(username, password: Self.sharedPassword)
+            password = Self.sharedPassword
             try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         } else {
             username = ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
@@ -108,8 +109,18 @@ public final class SSHServerFixture: Sendable {
     /// What sshd logged so far (to check that no secret reached it, or why a login failed).
     public var log: String { process.stderr }
 
-    /// Stops sshd at once (SIGKILL): connections drop as if the server died.
+    /// Kills this sshd and every connection process it forked (SIGKILL), as if the server died.
+    /// Other sshd fixtures of the test run are left alone.
     public func kill() async {
+        var victims: [pid_t] = []
+        var parents = [process.processIdentifier]
+        while let parent = parents.popLast() {
+            let children = (try? await runProcess("ps", ["-o", "pid=", "--ppid", "\(parent)"]))?.stdout
+                .split(whereSeparator: \.isWhitespace).compactMap { pid_t($0) } ?? []
+            victims += children
+            parents += children
+        }
+        for pid in victims { Foundation.kill(pid, SIGKILL) }
         _ = await process.stop(signal: SIGKILL)
     }
 

@@ -124,6 +124,9 @@ public final class BackgroundProcess: Sendable {
     /// Everything written to standard error so far.
     public var stderr: String { errorOutput.text }
 
+    /// The child's process id.
+    public var processIdentifier: pid_t { pid }
+
     /// Whether the process still runs.
     public var isRunning: Bool {
         exitStatus.withLock { status in

@@ -1,0 +1,266 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSH
+import Synchronization
+
+/// What the server says about a remote path.
+public struct SFTPFileAttributes: Sendable, Equatable {
+    /// Size in bytes, if the server said.
+    public var size: Int64?
+    /// POSIX permission and type bits, if the server said.
+    public var permissions: UInt32?
+    /// Modification time, if the server said.
+    public var modificationTime: Date?
+    /// Whether it is a directory.
+    public var isDirectory: Bool
+    /// Whether it is a regular file.
+    public var isRegularFile: Bool
+
+    init(_ attributes: SFTPAttributes) {
+        size = attributes.size.map { Int64(clamping: $0) }
+        permissions = attributes.permissions
+        modificationTime = attributes.modificationTime.map { Date(timeIntervalSince1970: Double($0)) }
+        isDirectory = attributes.isDirectory
+        isRegularFile = attributes.isRegularFile
+    }
+}
+
+/// An SFTP v3 session on one SSH channel: requests are pipelined, answered by id.
+public final class SFTPSession: Sendable {
+    private let channel: any Channel
+    private let logger: Logger
+    private let nextID = Mutex<UInt32>(1)
+    /// The largest READ the server serves in one response (`limits@openssh.com`, else 32 KiB).
+    public let maximumReadLength: Int
+
+    private init(channel: any Channel, logger: Logger, maximumReadLength: Int) {
+        self.channel = channel
+        self.logger = logger
+        self.maximumReadLength = maximumReadLength
+    }
+
+    /// Starts the subsystem, exchanges INIT/VERSION and asks for the server's limits.
+    static func start(on channel: any Channel, logger: Logger) async throws(SFTPError) -> SFTPSession {
+        do {
+            try await channel.eventLoop.flatSubmit {
+                (try? channel.pipeline.syncOperations.handler(type: SFTPChannelHandler.self))
+                    .map { $0.subsystemStarted(on: channel.eventLoop) }
+                    ?? channel.eventLoop.makeFailedFuture(SFTPError(.connectionLost, "the SFTP channel closed"))
+            }.get()
+        } catch {
+            throw mapped(error)
+        }
+        let bootstrap = SFTPSession(channel: channel, logger: logger, maximumReadLength: 32 * 1024)
+        guard case .version(let version, let extensions) = try await bootstrap.request({ _ in .initialize(version: 3) })
+        else { throw SFTPError(.protocolError, "the server did not answer INIT with VERSION") }
+        guard version >= 3 else { throw SFTPError(.protocolError, "the server speaks SFTP version \(version), not 3") }
+        var readLength = 32 * 1024
+        if extensions.contains(where: { $0.name == "limits@openssh.com" }),
+           case .extendedReply(_, let data) = try await bootstrap.request({ .limits(id: $0) }),
+           let limits = try? SFTPPacketParser.limits(data), limits.maximumReadLength > 0 {
+            // Stay inside our own packet limit too (header bytes on top of the data).
+            readLength = Int(min(limits.maximumReadLength, UInt64(SFTPPacketParser.defaultMaximumPacketLength - 1024)))
+        }
+        logger.debug("SFTP session started", metadata: ["sftp.max_read": "\(readLength)"])
+        return SFTPSession(channel: channel, logger: logger, maximumReadLength: readLength)
+    }
+
+    // MARK: Requests
+
+    /// Sends a request now and returns the future of its response (for pipelining).
+    func send(_ make: (UInt32) -> SFTPRequest) -> EventLoopFuture<SFTPResponse> {
+        let id = nextID.withLock { id in
+            defer { id = id &+ 1 }
+            return id
+        }
+        let promise = channel.eventLoop.makePromise(of: SFTPResponse.self)
+        // A write that never reaches the handler (closed channel) must still complete the response
+        // (completing an already completed promise is a no-op in NIO).
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { promise.fail(Self.mapped($0)) }
+        channel.writeAndFlush(SFTPOutbound(request: make(id), response: promise), promise: written)
+        return promise.futureResult
+    }
+
+    func request(_ make: (UInt32) -> SFTPRequest) async throws(SFTPError) -> SFTPResponse {
+        do {
+            return try await send(make).get()
+        } catch {
+            throw Self.mapped(error)
+        }
+    }
+
+    static func mapped(_ error: any Error) -> SFTPError {
+        (error as? SFTPError) ?? SFTPError(.connectionLost, "the SFTP connection failed: \(error)")
+    }
+
+    /// Turns a non-OK status into an error naming the path.
+    static func error(_ code: SFTPStatusCode, _ message: String, path: String) -> SFTPError {
+        let detail = message.isEmpty ? "" : " (\(message))"
+        switch code {
+        case .noSuchFile: return SFTPError(.noSuchFile, "\(path) does not exist on the server\(detail)")
+        case .permissionDenied: return SFTPError(.permissionDenied, "the server denies access to \(path)\(detail)")
+        case .noConnection, .connectionLost: return SFTPError(.connectionLost, "the server lost its connection\(detail)")
+        case .badMessage, .operationUnsupported: return SFTPError(.protocolError, "the server rejected a request for \(path)\(detail)")
+        default: return SFTPError(.failure, "the server failed on \(path)\(detail)")
+        }
+    }
+
+    private func expectHandle(_ response: SFTPResponse, path: String) throws(SFTPError) -> ByteBuffer {
+        switch response {
+        case .handle(_, let handle): return handle
+        case .status(_, let code, let message): throw Self.error(code, message, path: path)
+        default: throw SFTPError(.protocolError, "unexpected answer to opening \(path)")
+        }
+    }
+
+    private func expectAttributes(_ response: SFTPResponse, path: String) throws(SFTPError) -> SFTPAttributes {
+        switch response {
+        case .attributes(_, let attributes): return attributes
+        case .status(_, let code, let message): throw Self.error(code, message, path: path)
+        default: throw SFTPError(.protocolError, "unexpected answer to stat of \(path)")
+        }
+    }
+
+    // MARK: Operations
+
+    /// The canonical absolute form of `path` (REALPATH).
+    public func realPath(_ path: String) async throws(SFTPError) -> String {
+        switch try await request({ .realpath(id: $0, path: path) }) {
+        case .name(_, let entries) where entries.count == 1: return entries[0].filename
+        case .status(_, let code, let message): throw Self.error(code, message, path: path)
+        default: throw SFTPError(.protocolError, "unexpected answer to REALPATH of \(path)")
+        }
+    }
+
+    /// The attributes of `path`, following symbolic links (STAT).
+    public func attributes(_ path: String) async throws(SFTPError) -> SFTPFileAttributes {
+        SFTPFileAttributes(try expectAttributes(try await request({ .stat(id: $0, path: path) }), path: path))
+    }
+
+    /// Downloads `remotePath` into the local file `localPath`, from `offset` on (for resuming: bytes before
+    /// it are kept). Up to `window` READs of ``maximumReadLength`` are in flight; memory stays bounded by them.
+    /// - Parameter progress: called with the bytes written so far (from `offset`).
+    /// - Returns: the size of the local file when done.
+    public func download(_ remotePath: String, to localPath: String, offset: Int64 = 0, window: Int = 32,
+                         progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
+        let handle = try expectHandle(try await request({
+            .open(id: $0, path: remotePath, flags: .read, attributes: .empty)
+        }), path: remotePath)
+        let size = try? expectAttributes(try await request({ .fstat(id: $0, handle: handle) }), path: remotePath).size
+        let file = try LocalFile(path: localPath, truncateTo: offset)
+        do {
+            let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(offset),
+                                                  size: size, window: max(1, window), into: file, progress: progress)
+            try await file.close()
+            _ = try? await request({ .close(id: $0, handle: handle) })
+            return offset + written
+        } catch {
+            try? await file.close()
+            _ = try? await request({ .close(id: $0, handle: handle) })
+            throw error
+        }
+    }
+
+    private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, window: Int,
+                               into file: LocalFile, progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
+        let chunk = UInt64(maximumReadLength)
+        var next = start
+        var atEnd = false
+        var written: Int64 = 0
+        var inFlight: [(offset: UInt64, length: UInt64, response: EventLoopFuture<SFTPResponse>)] = []
+        inFlight.reserveCapacity(window)
+        func issue(_ offset: UInt64, _ length: UInt64) {
+            inFlight.append((offset, length, send({ .read(id: $0, handle: handle, offset: offset, length: UInt32(length)) })))
+        }
+        while true {
+            while !atEnd && inFlight.count < window && (size.map { next < $0 } ?? true) {
+                issue(next, chunk)
+                next += chunk
+            }
+            if inFlight.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
+                // The size said we are done; one more read confirms the end (the file may have grown).
+                issue(next, chunk)
+                next += chunk
+            }
+            guard !inFlight.isEmpty else { break }
+            let (offset, length, future) = inFlight.removeFirst()
+            let response: SFTPResponse
+            do {
+                response = try await future.get()
+            } catch {
+                throw Self.mapped(error)
+            }
+            switch response {
+            case .data(_, let data):
+                let count = UInt64(data.readableBytes)
+                guard count > 0, count <= length else {
+                    throw SFTPError(.protocolError, "the server returned \(count) bytes for a read of \(length)")
+                }
+                try await file.write(data, at: Int64(offset))
+                written += Int64(count)
+                progress(written)
+                if count < length { issue(offset + count, length - count) }  // a short read: ask for the rest
+            case .status(_, .endOfFile, _):
+                atEnd = true
+            case .status(_, let code, let message):
+                throw Self.error(code, message, path: path)
+            default:
+                throw SFTPError(.protocolError, "unexpected answer to READ of \(path)")
+            }
+        }
+        return written
+    }
+
+    /// Closes the session's channel.
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// A local file written at offsets off the cooperative pool (NIO's thread pool runs the blocking calls).
+final class LocalFile: Sendable {
+    private let descriptor: Int32
+    private let path: String
+
+    init(path: String, truncateTo length: Int64) throws(SFTPError) {
+        self.path = path
+        descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        guard ftruncate(descriptor, off_t(length)) == 0 else {
+            let reason = String(cString: strerror(errno))
+            Foundation.close(descriptor)
+            throw SFTPError(.failure, "cannot prepare \(path): \(reason)")
+        }
+    }
+
+    func write(_ data: ByteBuffer, at offset: Int64) async throws(SFTPError) {
+        let (descriptor, path) = (self.descriptor, self.path)
+        do {
+            try await NIOThreadPool.singleton.runIfActive {
+                try data.withUnsafeReadableBytes { bytes in
+                    var done = 0
+                    while done < bytes.count {
+                        let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                        if result < 0 {
+                            if errno == EINTR { continue }
+                            throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
+                        }
+                        done += result
+                    }
+                }
+            }
+        } catch {
+            throw (error as? SFTPError) ?? SFTPError(.failure, "cannot write \(path): \(error)")
+        }
+    }
+
+    func close() async throws(SFTPError) {
+        let descriptor = self.descriptor
+        _ = try? await NIOThreadPool.singleton.runIfActive { Foundation.close(descriptor) }
+    }
+}

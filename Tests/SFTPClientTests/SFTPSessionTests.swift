@@ -1,0 +1,184 @@
+import Crypto
+import Foundation
+import NIOSSH
+import TestSupport
+import Testing
+@testable import SFTPClient
+
+/// The native engine against a real OpenSSH sshd on loopback.
+@Suite(.timeLimit(.minutes(2))) struct SFTPSessionTests {
+    let logger = KafkaFixtures.logger("kafkasync.test.sftp")
+
+    func configuration(_ server: SSHServerFixture, credentials: [SSHCredential]? = nil,
+                       verifier: HostKeyVerifier? = nil) throws -> SSHConnectionConfiguration {
+        let key = try OpenSSHPrivateKey.parse(try String(contentsOfFile: server.clientKey, encoding: .utf8),
+                                              name: server.clientKey)
+        return SSHConnectionConfiguration(
+            host: "127.0.0.1", port: server.port, username: server.username,
+            credentials: credentials ?? [.privateKey(key, path: server.clientKey)],
+            hostKeyVerifier: verifier ?? HostKeyVerifier(host: "127.0.0.1", port: server.port, knownHosts: server.knownHosts))
+    }
+
+    func randomData(_ count: Int) -> Data {
+        var generator = SystemRandomNumberGenerator()
+        var data = Data(capacity: count + 8)
+        while data.count < count {
+            withUnsafeBytes(of: generator.next()) { data.append(contentsOf: $0) }
+        }
+        return data.prefix(count)
+    }
+
+    @Test func downloadsEmptySmallAndMultiChunkFilesIntact() async throws {
+        try await withSSHServer { server in
+            let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
+            let session = try await connection.openSFTP()
+            #expect(session.maximumReadLength > 32 * 1024, "limits@openssh.com raised the read size")
+            for (name, size) in [("empty", 0), ("small", 1000), ("multi chunk ü.bin", 3_000_000 + 17)] {
+                let contents = randomData(size)
+                let remote = try server.serve(name, contents)
+                let local = server.directory.file("out-\(size)")
+                let total = try await session.download(remote, to: local)
+                #expect(total == Int64(size))
+                #expect(FileManager.default.contents(atPath: local) == contents, "\(name)")
+            }
+            let home = try await session.realPath(".")
+            #expect(home.hasPrefix("/"))
+            let attributes = try await session.attributes(server.dataPath("small"))
+            #expect(attributes.size == 1000 && attributes.isRegularFile && !attributes.isDirectory)
+            await session.close()
+            await connection.close()
+        }
+    }
+
+    @Test func resumesFromAPartialFile() async throws {
+        try await withSSHServer { server in
+            let contents = randomData(1_000_000)
+            let remote = try server.serve("resume.bin", contents)
+            let local = server.directory.file("partial.bin")
+            try contents.prefix(400_000).write(to: URL(fileURLWithPath: local))
+            let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
+            let session = try await connection.openSFTP()
+            let reported = ProgressLog()
+            let total = try await session.download(remote, to: local, offset: 400_000) { reported.record($0) }
+            #expect(total == 1_000_000)
+            #expect(FileManager.default.contents(atPath: local) == contents)
+            #expect(reported.last == 600_000, "progress counts the bytes fetched now")
+            await connection.close()
+        }
+    }
+
+    @Test func missingFilesAndPermissionsAreTypedErrors() async throws {
+        try await withSSHServer { server in
+            let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
+            let session = try await connection.openSFTP()
+            await #expect {
+                _ = try await session.download(server.dataPath("nope.bin"), to: server.directory.file("x"))
+            } throws: { ($0 as? SFTPError)?.code == .noSuchFile && !($0 as! SFTPError).isTransient }
+            let secret = try server.serve("secret.bin", Data([1, 2, 3]))
+            try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: secret)
+            if getuid() == 0 {
+                // As root the tests log in as an unprivileged user, so permissions apply.
+                await #expect {
+                    _ = try await session.download(secret, to: server.directory.file("y"))
+                } throws: { ($0 as? SFTPError)?.code == .permissionDenied }
+            }
+            await connection.close()
+        }
+    }
+
+    @Test func hostKeysAreCheckedBeforeAuthentication() async throws {
+        try await withSSHServer { server in
+            let unknown = HostKeyVerifier(host: "127.0.0.1", port: server.port, knownHosts: server.directory.file("empty"))
+            await #expect {
+                _ = try await SSHConnection.connect(try configuration(server, verifier: unknown), logger: logger)
+            } throws: { error in
+                guard let error = error as? SFTPError else { return false }
+                return error.code == .hostKeyUnknown && error.message.contains(server.hostKeyFingerprint)
+            }
+            #expect(!server.log.contains("Accepted publickey"), "no credential was sent to an unverified host")
+
+            let pinned = HostKeyVerifier(host: "127.0.0.1", port: server.port, knownHosts: "/nonexistent",
+                                         pinnedFingerprint: server.hostKeyFingerprint)
+            let connection = try await SSHConnection.connect(try configuration(server, verifier: pinned), logger: logger)
+            await connection.close()
+
+            let wrongPin = HostKeyVerifier(host: "127.0.0.1", port: server.port, knownHosts: "/nonexistent",
+                                           pinnedFingerprint: "SHA256:" + String(repeating: "A", count: 43))
+            await #expect {
+                _ = try await SSHConnection.connect(try configuration(server, verifier: wrongPin), logger: logger)
+            } throws: { ($0 as? SFTPError)?.code == .hostKeyChanged }
+
+            let learned = server.directory.file("tofu/known_hosts")
+            let tofu = HostKeyVerifier(host: "127.0.0.1", port: server.port, knownHosts: learned, trust: .acceptNew)
+            await try SSHConnection.connect(try configuration(server, verifier: tofu), logger: logger).close()
+            #expect(try String(contentsOfFile: learned, encoding: .utf8).contains(server.hostPublicKey))
+        }
+    }
+
+    @Test func wrongCredentialsSayWhichMethodFailedWithoutTheSecret() async throws {
+        try await withSSHServer { server in
+            let otherKey = NIOSSHPrivateKey(ed25519Key: .init())
+            var credentials: [SSHCredential] = [.privateKey(otherKey, path: "/keys/other")]
+            if server.password != nil { credentials.append(.password("wrong-password-8675309")) }
+            await #expect {
+                _ = try await SSHConnection.connect(try configuration(server, credentials: credentials), logger: logger)
+            } throws: { error in
+                guard let error = error as? SFTPError else { return false }
+                return error.code == .authenticationFailed && error.message.contains("public key /keys/other")
+                    && !error.message.contains("wrong-password-8675309")
+            }
+            if let password = server.password {
+                let connection = try await SSHConnection.connect(try configuration(server, credentials: [.password(password)]),
+                                                                 logger: logger)
+                await connection.close()
+            }
+            #expect(!server.log.contains("wrong-password-8675309"))
+        }
+    }
+
+    @Test func aDeadServerIsATransientErrorNotAHang() async throws {
+        try await withSSHServer { server in
+            let contents = randomData(40_000_000)
+            let remote = try server.serve("big.bin", contents)
+            let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
+            let session = try await connection.openSFTP()
+            let progress = ProgressLog()
+            await #expect {
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        _ = try await session.download(remote, to: server.directory.file("big.out"), window: 1) {
+                            progress.record($0)
+                        }
+                    }
+                    group.addTask {
+                        while (progress.last ?? 0) < 1_000_000 { try await Task.sleep(for: .milliseconds(5)) }
+                        await server.kill()
+                    }
+                    try await group.waitForAll()
+                }
+            } throws: { error in
+                guard let error = error as? SFTPError else { return false }
+                return error.isTransient
+            }
+            await connection.close()
+        }
+    }
+
+    @Test func nothingListeningIsAConnectionFailure() async throws {
+        let configuration = SSHConnectionConfiguration(
+            host: "127.0.0.1", port: 1, username: "u", credentials: [],
+            hostKeyVerifier: HostKeyVerifier(host: "127.0.0.1", port: 1))
+        await #expect {
+            _ = try await SSHConnection.connect(configuration, logger: logger)
+        } throws: { ($0 as? SFTPError)?.code == .connectionFailed && ($0 as! SFTPError).isTransient }
+    }
+}
+
+/// Records progress callbacks (called from the download task).
+final class ProgressLog: Sendable {
+    private let values = Mutex<[Int64]>([])
+    func record(_ value: Int64) { values.withLock { $0.append(value) } }
+    var last: Int64? { values.withLock { $0.last } }
+}
+
+import Synchronization
