@@ -44,7 +44,9 @@ public enum KafkaFixtures {
 
     /// A producer on `cluster`.
     public static func producer(_ cluster: EmbeddedKafkaCluster) throws -> KafkaProducer {
-        try KafkaProducer(configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers),
+        // A lost message fails within a minute instead of librdkafka's default five (tests have two).
+        try KafkaProducer(configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers,
+                                                                    messageTimeout: .seconds(60)),
                           logger: logger("kafkasync.test.producer"))
     }
 }

@@ -104,7 +104,10 @@ import Testing
         let producer = try KafkaFixtures.producer(cluster)
         // Warm up so the producer knows the leaders, then take a leader down.
         _ = try await producer.send(KafkaOutgoingMessage(topic: topic, partition: 0, key: nil, value: [0]))
-        try cluster.setPartitionLeader(topic: topic, partition: 1, brokerID: 2)
+        // Partition 1 is led by broker 2, the others by brokers 1 and 3 (the mock may place leaders anywhere).
+        for (partition, leader) in [(0, 1), (1, 2), (2, 3), (3, 1)] as [(Int32, Int32)] {
+            try cluster.setPartitionLeader(topic: topic, partition: partition, brokerID: leader)
+        }
         try cluster.setBrokerDown(2)
         let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
             for index in 0..<40 {
