@@ -8,16 +8,19 @@ import TransferStore
     /// A config whose store is `kind`, and the store's location.
     func fixture(_ kind: StoreBackendKind) async throws -> (TemporaryDirectory, String, StoreLocation) {
         let directory = try TemporaryDirectory(prefix: "kafkasync-history")
-        let (location, _) = try await StoreFixtures.freshLocation(kind)
-        let store: String
-        switch location {
-        case .sqlite: store = "url = \"sqlite://./history.db\""
+        switch kind {
+        case .sqlite:
+            let config = try writeConfig(directory, "config.toml", store: "url = \"sqlite://./history.db\"")
+            return (directory, config, .sqlite(path: directory.file("history.db")))
         case .postgres:
-            store = "url = \"\(StoreFixtures.url(of: location))\"\npassword_env = \"KAFKASYNC_TEST_POSTGRES_PASSWORD\""
+            // A fresh database on the run's throwaway server (removed with it).
+            let (location, _) = try await StoreFixtures.freshLocation(.postgres)
+            let config = try writeConfig(directory, "config.toml", store: """
+                url = "\(StoreFixtures.url(of: location))"
+                password_env = "KAFKASYNC_TEST_POSTGRES_PASSWORD"
+                """)
+            return (directory, config, location)
         }
-        let config = try writeConfig(directory, "config.toml", store: store)
-        let resolved: StoreLocation = kind == .sqlite ? .sqlite(path: directory.file("history.db")) : location
-        return (directory, config, resolved)
     }
 
     /// Writes a minimal config whose `[store]` table holds `store`.
