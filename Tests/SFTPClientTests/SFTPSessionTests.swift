@@ -50,6 +50,26 @@ import Testing
         }
     }
 
+    @Test func listsDirectoriesWithSpacesUnicodeAndSubfolders() async throws {
+        try await withSSHServer { server in
+            try server.serve("tree/a file.txt", Data("a".utf8))
+            try server.serve("tree/ünïcødé 名前.bin", Data(count: 300))
+            try server.serve("tree/sub dir/deep.txt", Data("deep".utf8))
+            for index in 0..<150 { try server.serve("tree/many/file-\(index)", Data()) }
+            let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
+            let session = try await connection.openSFTP()
+            let entries = try await session.listDirectory(server.dataPath("tree"))
+            #expect(Set(entries.map(\.name)) == ["a file.txt", "ünïcødé 名前.bin", "sub dir", "many"])
+            #expect(entries.first { $0.name == "sub dir" }?.attributes.isDirectory == true)
+            #expect(entries.first { $0.name == "ünïcødé 名前.bin" }?.attributes.size == 300)
+            #expect(try await session.listDirectory(server.dataPath("tree/many")).count == 150, "several READDIR rounds")
+            await #expect {
+                _ = try await session.listDirectory(server.dataPath("missing"))
+            } throws: { ($0 as? SFTPError)?.code == .noSuchFile }
+            await connection.close()
+        }
+    }
+
     @Test func resumesFromAPartialFile() async throws {
         try await withSSHServer { server in
             let contents = randomData(1_000_000)

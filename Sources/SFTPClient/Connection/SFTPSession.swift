@@ -27,6 +27,14 @@ public struct SFTPFileAttributes: Sendable, Equatable {
     }
 }
 
+/// One entry of a remote directory.
+public struct SFTPDirectoryEntry: Sendable, Equatable {
+    /// The entry's name (not a path).
+    public var name: String
+    /// What the server said about it.
+    public var attributes: SFTPFileAttributes
+}
+
 /// An SFTP v3 session on one SSH channel: requests are pipelined, answered by id.
 public final class SFTPSession: Sendable {
     private let channel: any Channel
@@ -138,6 +146,26 @@ public final class SFTPSession: Sendable {
     /// The attributes of `path`, following symbolic links (STAT).
     public func attributes(_ path: String) async throws(SFTPError) -> SFTPFileAttributes {
         SFTPFileAttributes(try expectAttributes(try await request({ .stat(id: $0, path: path) }), path: path))
+    }
+
+    /// The entries of a remote directory (without `.` and `..`), in the server's order.
+    public func listDirectory(_ path: String) async throws(SFTPError) -> [SFTPDirectoryEntry] {
+        let handle = try expectHandle(try await request({ .opendir(id: $0, path: path) }), path: path)
+        var entries: [SFTPDirectoryEntry] = []
+        defer { _ = send({ .close(id: $0, handle: handle) }) }
+        while true {
+            switch try await request({ .readdir(id: $0, handle: handle) }) {
+            case .name(_, let names):
+                entries += names.filter { $0.filename != "." && $0.filename != ".." }
+                    .map { SFTPDirectoryEntry(name: $0.filename, attributes: SFTPFileAttributes($0.attributes)) }
+            case .status(_, .endOfFile, _):
+                return entries
+            case .status(_, let code, let message):
+                throw Self.error(code, message, path: path)
+            default:
+                throw SFTPError(.protocolError, "unexpected answer to READDIR of \(path)")
+            }
+        }
     }
 
     /// Downloads `remotePath` into the local file `localPath`, from `offset` on (for resuming: bytes before
