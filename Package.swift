@@ -58,6 +58,7 @@ let package = Package(
             name: "KafkaSyncCore",
             dependencies: [
                 "KafkaClient",
+                "SFTPClient",
                 "TransferStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -74,6 +75,7 @@ let package = Package(
                 "KafkaClient",
                 "KafkaSyncCore",
                 "TransferStore",
+                "SFTPClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -85,7 +87,7 @@ let package = Package(
         // A second process writing to the store, for the concurrent-writers test.
         .executableTarget(name: "StoreWriter", dependencies: ["TransferStore"], path: "Tests/StoreWriter"),
         .testTarget(name: "KafkaSyncCoreTests", dependencies: ["KafkaSyncCore", "TestSupport"]),
-        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "TestSupport"]),
+        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

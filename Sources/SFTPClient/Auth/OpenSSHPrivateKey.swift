@@ -5,11 +5,11 @@ import NIOSSH
 
 /// Reads private key files as `ssh-keygen` writes them: the OpenSSH format (`openssh-key-v1`, ed25519 and
 /// ECDSA P-256/384/521, unencrypted) and PEM ECDSA keys (`-m PEM`, PKCS#8). Anything else is a clear error.
-enum OpenSSHPrivateKey {
+public enum OpenSSHPrivateKey {
     /// Parses the text of a private key file.
     /// - Parameter name: how to refer to the key in errors (its path).
     /// - Throws: ``SFTPError`` `unreadableKey` or `unsupportedKey`, never showing key material.
-    static func parse(_ text: String, name: String) throws(SFTPError) -> NIOSSHPrivateKey {
+    public static func parse(_ text: String, name: String) throws(SFTPError) -> NIOSSHPrivateKey {
         if text.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
             return try parseOpenSSH(try armoredBody(text, label: "OPENSSH PRIVATE KEY", name: name), name: name)
         }
@@ -99,3 +99,4 @@ enum OpenSSHPrivateKey {
         bytes.count >= length ? bytes : Array(repeating: 0, count: length - bytes.count) + bytes
     }
 }
+
