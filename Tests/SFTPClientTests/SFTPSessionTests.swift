@@ -184,6 +184,17 @@ import Testing
         }
     }
 
+    @Test func anRSAOnlyServerNamesTheProblemAndSuggestsLftp() async throws {
+        try await withSSHServer(hostKeyType: "rsa") { server in
+            await #expect {
+                _ = try await SSHConnection.connect(try configuration(server), logger: logger)
+            } throws: { error in
+                guard let error = error as? SFTPError else { return false }
+                return error.code == .noCommonAlgorithm && error.message.contains("engine = \"lftp\"")
+            }
+        }
+    }
+
     @Test func nothingListeningIsAConnectionFailure() async throws {
         let configuration = SSHConnectionConfiguration(
             host: "127.0.0.1", port: 1, username: "u", credentials: [],
