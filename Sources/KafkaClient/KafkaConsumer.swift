@@ -234,16 +234,15 @@ final class ConsumerCore: Sendable {
 
     /// Hands a polled message to a waiting reader, or buffers it.
     private func deliver(_ message: KafkaMessage) {
-        let waiter = state.withLock { state -> CheckedContinuation<KafkaMessage?, Never>? in
+        let handOver = state.withLock { state -> (CheckedContinuation<KafkaMessage?, Never>, KafkaMessage?)? in
             guard state.assignment.contains(message.topicPartition) else { return nil }
             state.buffer.append(message)
             guard let waiter = state.waiter else { return nil }
             state.waiter = nil
-            return waiter
+            // The oldest buffered message goes first, to keep each partition in order.
+            return (waiter, state.takeMessage())
         }
-        guard let waiter else { return }
-        // Take it back out in order (it may not be the first buffered message if the reader was slow to wake).
-        waiter.resume(returning: state.withLock { $0.takeMessage() })
+        if let (waiter, next) = handOver { waiter.resume(returning: next) }
     }
 
     // MARK: Offsets

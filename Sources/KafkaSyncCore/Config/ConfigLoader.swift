@@ -109,6 +109,7 @@ struct ConfigLoader {
     static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations",
                                 "store"]
     static let laterTables = ["consumer", "http", "s3", "watch"]
+    static let integerKeys: Set<String> = ["num_threads"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
                              "engine"]
@@ -154,8 +155,8 @@ struct ConfigLoader {
         let variable = "KAFKASYNC_" + ([table, key].compactMap { $0 }.joined(separator: "_")).uppercased()
         let dotted = [table, key].compactMap { $0 }.joined(separator: ".")
         guard let text = environment[variable] else { return (dotted, value) }
-        if case .integer? = value, let number = Int(text) { return (variable, .integer(number)) }
-        if key == "num_threads", let number = Int(text) { return (variable, .integer(number)) }
+        // Environment values are text; integer keys take them as integers when they parse.
+        if Self.integerKeys.contains(dotted), let number = Int(text) { return (variable, .integer(number)) }
         return (variable, .string(text))
     }
 
