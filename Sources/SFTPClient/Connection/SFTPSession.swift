@@ -170,7 +170,8 @@ public final class SFTPSession: Sendable {
 
     /// Downloads `remotePath` into the local file `localPath`, from `offset` on (for resuming: bytes before
     /// it are kept). Up to `window` READs of ``maximumReadLength`` are in flight; memory stays bounded by them.
-    /// - Parameter progress: called with the bytes written so far (from `offset`).
+    /// - Parameter progress: called with the bytes received so far (from `offset`); at most one chunk is still
+    ///   being written when it is called.
     /// - Returns: the size of the local file when done.
     public func download(_ remotePath: String, to localPath: String, offset: Int64 = 0, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
@@ -194,52 +195,58 @@ public final class SFTPSession: Sendable {
 
     private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, window: Int,
                                into file: LocalFile, progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
-        let chunk = UInt64(maximumReadLength)
-        var next = start
-        var atEnd = false
-        var written: Int64 = 0
-        var inFlight: [(offset: UInt64, length: UInt64, response: EventLoopFuture<SFTPResponse>)] = []
-        inFlight.reserveCapacity(window)
-        func issue(_ offset: UInt64, _ length: UInt64) {
-            inFlight.append((offset, length, send({ .read(id: $0, handle: handle, offset: offset, length: UInt32(length)) })))
-        }
-        while true {
-            while !atEnd && inFlight.count < window && (size.map { next < $0 } ?? true) {
-                issue(next, chunk)
-                next += chunk
-            }
-            if inFlight.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
-                // The size said we are done; one more read confirms the end (the file may have grown).
-                issue(next, chunk)
-                next += chunk
-            }
-            guard !inFlight.isEmpty else { break }
-            let (offset, length, future) = inFlight.removeFirst()
-            let response: SFTPResponse
-            do {
-                response = try await future.get()
-            } catch {
-                throw Self.mapped(error)
-            }
-            switch response {
-            case .data(_, let data):
-                let count = UInt64(data.readableBytes)
-                guard count > 0, count <= length else {
-                    throw SFTPError(.protocolError, "the server returned \(count) bytes for a read of \(length)")
+        do {
+            // One write runs while the next responses arrive; writes stay in offset order, so an interrupted
+            // download always leaves a whole prefix to resume from.
+            return try await withThrowingTaskGroup(of: Void.self) { writes in
+                let chunk = UInt64(maximumReadLength)
+                var next = start
+                var atEnd = false
+                var written: Int64 = 0
+                var writing = false
+                var inFlight: [(offset: UInt64, length: UInt64, response: EventLoopFuture<SFTPResponse>)] = []
+                inFlight.reserveCapacity(window)
+                func issue(_ offset: UInt64, _ length: UInt64) {
+                    inFlight.append((offset, length, send({ .read(id: $0, handle: handle, offset: offset, length: UInt32(length)) })))
                 }
-                try await file.write(data, at: Int64(offset))
-                written += Int64(count)
-                progress(written)
-                if count < length { issue(offset + count, length - count) }  // a short read: ask for the rest
-            case .status(_, .endOfFile, _):
-                atEnd = true
-            case .status(_, let code, let message):
-                throw Self.error(code, message, path: path)
-            default:
-                throw SFTPError(.protocolError, "unexpected answer to READ of \(path)")
+                while true {
+                    while !atEnd && inFlight.count < window && (size.map { next < $0 } ?? true) {
+                        issue(next, chunk)
+                        next += chunk
+                    }
+                    if inFlight.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
+                        // The size said we are done; one more read confirms the end (the file may have grown).
+                        issue(next, chunk)
+                        next += chunk
+                    }
+                    guard !inFlight.isEmpty else { break }
+                    let (offset, length, future) = inFlight.removeFirst()
+                    switch try await future.get() {
+                    case .data(_, let data):
+                        let count = UInt64(data.readableBytes)
+                        guard count > 0, count <= length else {
+                            throw SFTPError(.protocolError, "the server returned \(count) bytes for a read of \(length)")
+                        }
+                        if writing { try await writes.next() }
+                        writes.addTask { try await file.write(data, at: Int64(offset)) }
+                        writing = true
+                        written += Int64(count)
+                        progress(written)
+                        if count < length { issue(offset + count, length - count) }  // a short read: ask for the rest
+                    case .status(_, .endOfFile, _):
+                        atEnd = true
+                    case .status(_, let code, let message):
+                        throw Self.error(code, message, path: path)
+                    default:
+                        throw SFTPError(.protocolError, "unexpected answer to READ of \(path)")
+                    }
+                }
+                try await writes.waitForAll()
+                return written
             }
+        } catch {
+            throw Self.mapped(error)
         }
-        return written
     }
 
     /// Closes the session's channel.
