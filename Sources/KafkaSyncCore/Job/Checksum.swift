@@ -20,8 +20,9 @@ public struct Checksum: Sendable, Hashable, Codable, CustomStringConvertible {
     public let hex: String
 
     /// Parses `<algorithm>:<hex>`; the algorithm is case-insensitive, the hex is normalized to lowercase.
-    /// - Throws: ``JobRejection`` `unknown_checksum_algorithm` or `invalid_checksum`.
+    /// - Throws: ``JobRejection`` `unknown_checksum_algorithm`, `invalid_checksum` or `control_character`.
     public init(parsing text: String) throws(JobRejection) {
+        try TransferJob.checkNoControlCharacters(text, field: "checksum")
         guard let colon = text.firstIndex(of: ":") else {
             throw JobRejection(.invalidChecksum, field: "checksum",
                                "checksum \(excerpt(text)) is not <algorithm>:<hex> (sha256, sha1 or md5)")
@@ -32,7 +33,8 @@ public struct Checksum: Sendable, Hashable, Codable, CustomStringConvertible {
                                "checksum algorithm \(excerpt(name)) is not one of sha256, sha1, md5")
         }
         let hex = text[text.index(after: colon)...].lowercased()
-        guard hex.count == algorithm.hexLength, hex.allSatisfy(\.isHexDigit) else {
+        guard hex.unicodeScalars.count == algorithm.hexLength, hex.unicodeScalars.allSatisfy(\.properties.isASCIIHexDigit)
+        else {
             throw JobRejection(.invalidChecksum, field: "checksum",
                                "\(name) checksum must be \(algorithm.hexLength) hex digits, got \(excerpt(hex))")
         }
@@ -43,15 +45,19 @@ public struct Checksum: Sendable, Hashable, Codable, CustomStringConvertible {
     /// `<algorithm>:<hex>`.
     public var description: String { "\(algorithm.rawValue):\(hex)" }
 
+    /// Decodes the string form, `<algorithm>:<hex>`.
+    /// - Throws: `DecodingError.dataCorrupted` with the ``JobRejection`` as its underlying error.
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         do {
             self = try Checksum(parsing: text)
         } catch {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message))
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: error.message,
+                                                    underlyingError: error))
         }
     }
 
+    /// Encodes the string form, `<algorithm>:<hex>`.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)

@@ -27,7 +27,7 @@ public struct JobRejection: Error, Sendable, Equatable, CustomStringConvertible 
         public static let notAnObject = Reason(.notAnObject)
         /// `name` or `location` is missing.
         public static let missingField = Reason(.missingField)
-        /// A field has the wrong JSON type.
+        /// A field has the wrong JSON type (a fractional `size` counts as one).
         public static let wrongType = Reason(.wrongType)
         /// A required string is empty.
         public static let emptyField = Reason(.emptyField)
@@ -54,6 +54,7 @@ public struct JobRejection: Error, Sendable, Equatable, CustomStringConvertible 
 
         /// The code as it appears in headers and logs, e.g. `path_traversal`.
         public var code: String { value.rawValue }
+        /// The ``code``.
         public var description: String { code }
     }
 
@@ -65,27 +66,16 @@ public struct JobRejection: Error, Sendable, Equatable, CustomStringConvertible 
     public let message: String
 
     /// Creates a rejection.
+    /// - Parameters:
+    ///   - reason: the stable reason.
+    ///   - field: the offending field, if one is to blame.
+    ///   - message: a human explanation quoting no more than a short, escaped excerpt of the input.
     public init(_ reason: Reason, field: String? = nil, _ message: String) {
         self.reason = reason
         self.field = field
         self.message = message
     }
 
+    /// The message followed by the code, e.g. `name is empty (empty_field)`.
     public var description: String { "\(message) (\(reason.code))" }
-}
-
-/// A short, escaped excerpt of an untrusted string for error messages.
-func excerpt(_ value: String, limit: Int = 100) -> String {
-    var result = ""
-    for scalar in value.unicodeScalars.prefix(limit) {
-        if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-            result += "\\u{\(String(scalar.value, radix: 16))}"
-        } else if scalar == "\"" || scalar == "\\" {
-            result += "\\\(scalar)"
-        } else {
-            result.unicodeScalars.append(scalar)
-        }
-    }
-    if value.unicodeScalars.count > limit { result += "…" }
-    return "\"\(result)\""
 }

@@ -2,117 +2,241 @@ import Foundation
 import Testing
 @testable import KafkaSyncCore
 
-/// One hostile message and the reason it must be rejected with.
+/// One hostile message, the reason it must be rejected with and, when the validating init can express
+/// the same job, that init call.
 struct HostileInput: CustomTestStringConvertible, Sendable {
+    typealias Build = @Sendable () throws(JobRejection) -> TransferJob
+
     let label: String
     let bytes: [UInt8]
     let reason: String
+    let viaInit: Build?
 
-    init(_ label: String, _ json: String, _ reason: String) {
-        self.label = label
-        self.bytes = Array(json.utf8)
-        self.reason = reason
+    init(_ label: String, _ json: String, _ reason: String, viaInit: Build? = nil) {
+        self.init(label, bytes: Array(json.utf8), reason, viaInit: viaInit)
     }
 
-    init(_ label: String, bytes: [UInt8], _ reason: String) {
+    init(_ label: String, bytes: [UInt8], _ reason: String, viaInit: Build? = nil) {
         self.label = label
         self.bytes = bytes
         self.reason = reason
+        self.viaInit = viaInit
     }
 
     var testDescription: String { label }
 
-    /// A job whose `name` is `name` (escaped as JSON).
+    /// A valid job with the string field `key` set to `value`, and the init call setting the same.
+    static func string(_ label: String, _ key: String, _ value: String, _ reason: String,
+                       viaInit: @escaping @Sendable (String) throws(JobRejection) -> TransferJob) -> HostileInput {
+        let fields = ["name": "a.bin", "location": "/data/"].merging([key: value]) { $1 }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let json = String(decoding: try! encoder.encode(fields), as: UTF8.self)
+        return HostileInput(label, json, reason, viaInit: { () throws(JobRejection) in try viaInit(value) })
+    }
+
+    /// A valid job with the name `name`.
     static func name(_ label: String, _ name: String, _ reason: String) -> HostileInput {
-        HostileInput(label, #"{"name": \#(jsonString(name)), "location": "/data/"}"#, reason)
+        .string(label, "name", name, reason) { (name) throws(JobRejection) in
+            try TransferJob(name: name, location: "/data/")
+        }
     }
 
-    static func field(_ label: String, _ key: String, _ rawValue: String, _ reason: String) -> HostileInput {
-        HostileInput(label, #"{"name": "a.bin", "location": "/data/", "\#(key)": \#(rawValue)}"#, reason)
+    /// A valid job plus `"key": rawValue`, for values of the wrong JSON type.
+    static func raw(_ label: String, _ key: String, _ rawValue: String, _ reason: String,
+                    viaInit: Build? = nil) -> HostileInput {
+        HostileInput(label, #"{"name": "a.bin", "location": "/data/", "\#(key)": \#(rawValue)}"#, reason, viaInit: viaInit)
     }
 }
 
-func jsonString(_ text: String) -> String {
-    String(decoding: try! JSONEncoder().encode(text), as: UTF8.self)
-}
+private let hex64 = String(repeating: "ab", count: 32)
 
 let hostileInputs: [HostileInput] = [
+    // Path traversal in every spelling.
     .name("dot-dot", "..", "path_traversal"),
     .name("dot-dot prefix", "../../etc/passwd", "path_traversal"),
     .name("dot-dot in the middle", "a/../../b", "path_traversal"),
     .name("dot-dot at the end", "films/..", "path_traversal"),
     .name("backslash dot-dot", "..\\..\\windows", "path_traversal"),
+    .name("dot backslash dot-dot", ".\\..", "path_traversal"),
     .name("mixed separators", "a\\../b", "path_traversal"),
     .name("percent-encoded dot-dot", "%2e%2e/secret", "path_traversal"),
+    .name("upper-case percent-encoded dot-dot", "a/%2E%2E", "path_traversal"),
     .name("percent-encoded slash", "..%2fetc", "path_traversal"),
+    .name("percent-encoded backslash", "%2e%2e%5cx", "path_traversal"),
+    // Absolute and otherwise invalid names.
     .name("absolute name", "/etc/passwd", "absolute_path"),
     .name("backslash absolute", "\\server\\share", "absolute_path"),
     .name("drive letter", "C:\\Windows\\system32", "absolute_path"),
+    .name("drive letter with slash", "d:/x", "absolute_path"),
     .name("home-relative", "~/.ssh/id_rsa", "absolute_path"),
     .name("empty component", "a//b", "invalid_path"),
     .name("dot component", "./a", "invalid_path"),
+    .name("lone dot", ".", "invalid_path"),
+    // Control characters.
     .name("NUL", "a\u{0}b", "control_character"),
     .name("newline", "a\nb", "control_character"),
     .name("escape sequence", "\u{1b}[31mred", "control_character"),
+    .name("DEL", "a\u{7f}", "control_character"),
     .name("C1 control", "a\u{85}b", "control_character"),
+    .string("control character in location", "location", "/x\u{7}/", "control_character") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    .string("control character in id", "id", "job\r\n1", "control_character") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", id: value)
+    },
+    .string("NUL in info_hash", "info_hash", "ab\u{0}", "control_character") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", infoHash: value)
+    },
+    .string("NUL in checksum", "checksum", "md5:\u{0}", "control_character") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    .string("newline in remote", "remote", "eu\n", "control_character") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", remote: value)
+    },
+    .string("escaped control character in destination", "destination", "tv\u{1b}", "control_character") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", destination: value)
+    },
+    // Empty and oversized strings.
     .name("empty name", "", "empty_field"),
+    .string("empty location", "location", "", "empty_field") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
     .name("oversized name", String(repeating: "n", count: 1025), "field_too_long"),
-    HostileInput("control character in location", #"{"name": "a", "location": "/x\u0007/"}"#, "control_character"),
-    HostileInput("dot-dot in location", #"{"name": "a", "location": "/srv/../etc"}"#, "path_traversal"),
-    HostileInput("empty location", #"{"name": "a", "location": ""}"#, "empty_field"),
+    .string("oversized location", "location", "/" + String(repeating: "l", count: 4096), "field_too_long") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    .string("oversized info_hash", "info_hash", String(repeating: "h", count: 257), "field_too_long") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", infoHash: value)
+    },
+    .string("oversized id", "id", String(repeating: "i", count: 257), "field_too_long") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", id: value)
+    },
+    // Location.
+    .string("dot-dot in location", "location", "/srv/../etc", "path_traversal") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    .string("percent-encoded dot-dot in location", "location", "/srv/%2e%2e", "path_traversal") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    // Destination.
+    .string("destination escaping completes", "destination", "../outside", "path_traversal") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", destination: value)
+    },
+    .string("destination escaping from inside", "destination", "tv/../../x", "path_traversal") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", destination: value)
+    },
+    .string("absolute destination", "destination", "/etc", "absolute_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", destination: value)
+    },
+    .string("drive-letter destination", "destination", "C:\\x", "absolute_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", destination: value)
+    },
+    // Checksum.
+    .string("unknown checksum algorithm", "checksum", "crc32:deadbeef", "unknown_checksum_algorithm") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    .string("checksum without algorithm", "checksum", "deadbeef", "invalid_checksum") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    .string("checksum too short", "checksum", "sha256:abc", "invalid_checksum") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    .string("checksum too long", "checksum", "sha1:" + hex64, "invalid_checksum") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    .string("checksum not hex", "checksum", "md5:" + String(repeating: "z", count: 32), "invalid_checksum") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    .string("checksum in full-width hex digits", "checksum", "md5:" + String(repeating: "\u{FF41}", count: 32), "invalid_checksum") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", checksum: value)
+    },
+    // Remote and kind.
+    .string("bad remote name", "remote", "a b", "invalid_remote") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", remote: value)
+    },
+    .string("empty remote name", "remote", "", "invalid_remote") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", remote: value)
+    },
+    .string("remote name too long", "remote", String(repeating: "r", count: 65), "invalid_remote") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", remote: value)
+    },
+    .string("bad kind", "kind", "symlink", "invalid_kind") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", kind: TransferJob.Kind(parsing: value))
+    },
+    // Size.
+    .raw("size is negative", "size", "-1", "invalid_size") { () throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", size: -1)
+    },
+    .raw("size is beyond 2^53", "size", "9007199254740993", "invalid_size") { () throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: "/data/", size: 9_007_199_254_740_993)
+    },
+    .raw("size is beyond Int64", "size", "99999999999999999999999", "invalid_size"),
+    .raw("size is fractional", "size", "1.5", "wrong_type"),
+    .raw("size is a string", "size", #""10""#, "wrong_type"),
+    .raw("size is a boolean", "size", "true", "wrong_type"),
+    // Wrong types.
+    HostileInput("name is a number", #"{"name": 5, "location": "/x"}"#, "wrong_type"),
+    HostileInput("name is an array", #"{"name": ["a"], "location": "/x"}"#, "wrong_type"),
+    HostileInput("location is an object", #"{"name": "a", "location": {}}"#, "wrong_type"),
+    .raw("info_hash is an object", "info_hash", "{}", "wrong_type"),
+    .raw("id is a number", "id", "7", "wrong_type"),
+    .raw("checksum is a number", "checksum", "12345", "wrong_type"),
+    .raw("remote is a boolean", "remote", "false", "wrong_type"),
+    .raw("destination is an array", "destination", #"["tv"]"#, "wrong_type"),
+    .raw("kind is a number", "kind", "1", "wrong_type"),
+    // Missing fields.
     HostileInput("missing name", #"{"location": "/x"}"#, "missing_field"),
     HostileInput("missing location", #"{"name": "a"}"#, "missing_field"),
     HostileInput("null name", #"{"name": null, "location": "/x"}"#, "missing_field"),
-    HostileInput("name is a number", #"{"name": 5, "location": "/x"}"#, "wrong_type"),
-    HostileInput("name is an array", #"{"name": ["a"], "location": "/x"}"#, "wrong_type"),
-    .field("info_hash is an object", "info_hash", "{}", "wrong_type"),
-    .field("size is a string", "size", #""10""#, "wrong_type"),
-    .field("size is a boolean", "size", "true", "wrong_type"),
-    .field("size is fractional", "size", "1.5", "invalid_size"),
-    .field("size is negative", "size", "-1", "invalid_size"),
-    .field("size is beyond 2^53", "size", "9007199254740993", "invalid_size"),
-    .field("unknown checksum algorithm", "checksum", #""crc32:deadbeef""#, "unknown_checksum_algorithm"),
-    .field("checksum without algorithm", "checksum", #""deadbeef""#, "invalid_checksum"),
-    .field("checksum too short", "checksum", #""sha256:abc""#, "invalid_checksum"),
-    .field("checksum not hex", "checksum", "\"md5:\(String(repeating: "z", count: 32))\"", "invalid_checksum"),
-    .field("destination escaping completes", "destination", #""../outside""#, "path_traversal"),
-    .field("absolute destination", "destination", #""/etc""#, "absolute_path"),
-    .field("bad remote name", "remote", #""a b""#, "invalid_remote"),
-    .field("bad kind", "kind", #""symlink""#, "invalid_kind"),
-    .field("oversized info_hash", "info_hash", jsonString(String(repeating: "h", count: 257)), "field_too_long"),
-    HostileInput("oversized message", #"{"name": "a", "location": "/x", "pad": "\#(String(repeating: "p", count: 70_000))"}"#, "too_large"),
+    HostileInput("empty object", "{}", "missing_field"),
+    // The message as a whole.
+    HostileInput("oversized message", #"{"name": "a", "location": "/x", "pad": "\#(String(repeating: "p", count: 70 * 1024))"}"#, "too_large"),
     HostileInput("deep nesting", String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000), "too_deep"),
     HostileInput("deep nesting inside a field", #"{"name": "a", "location": "/x", "extra": \#(String(repeating: "{\"a\":", count: 40))1\#(String(repeating: "}", count: 40))}"#, "too_deep"),
+    HostileInput("unclosed deep nesting", String(repeating: "{\"a\":[", count: 5000), "too_deep"),
     HostileInput("invalid UTF-8", bytes: [0x7B, 0x22, 0x6E, 0x22, 0x3A, 0x22, 0xFF, 0xFE, 0x22, 0x7D], "invalid_utf8"),
+    HostileInput("bare invalid UTF-8", bytes: [0xFF, 0xFE], "invalid_utf8"),
+    HostileInput("truncated UTF-8 sequence", bytes: Array(#"{"name": "é"#.utf8.dropLast()), "invalid_utf8"),
     HostileInput("not JSON", "name=a location=/x", "invalid_json"),
     HostileInput("truncated JSON", #"{"name": "a", "location": "/x""#, "invalid_json"),
+    HostileInput("trailing garbage", #"{"name": "a", "location": "/x"} x"#, "invalid_json"),
+    HostileInput("lone surrogate escape", #"{"name": "a\ud800", "location": "/x"}"#, "invalid_json"),
     HostileInput("empty message", "", "invalid_json"),
     HostileInput("top-level array", #"[{"name": "a", "location": "/x"}]"#, "not_an_object"),
     HostileInput("top-level string", #""a""#, "not_an_object"),
+    HostileInput("top-level number", "42", "not_an_object"),
     HostileInput("null", "null", "not_an_object"),
 ]
+
+private func decodeJob(_ json: String) throws(JobRejection) -> TransferJob {
+    try TransferJob.decode(Array(json.utf8))
+}
 
 @Suite struct TransferJobTests {
     @Test(arguments: hostileInputs)
     func hostileInputIsRejectedWithItsReason(_ input: HostileInput) {
-        #expect(throws: JobRejection.self) { try TransferJob.decode(input.bytes) }
-        do {
-            _ = try TransferJob.decode(input.bytes)
-        } catch {
-            #expect(error.reason.code == input.reason, "\(error.message)")
-            #expect(error.message.count < 400, "messages never echo large inputs")
-            #expect(!error.message.contains("\u{0}") && !error.message.contains("\u{1b}"))
-        }
+        let error = #expect(throws: JobRejection.self) { try TransferJob.decode(input.bytes) }
+        #expect(error?.reason.code == input.reason, "\(error?.message ?? "accepted")")
+        #expect((error?.message.count ?? 0) < 400, "messages never echo large inputs")
+        #expect(error?.message.unicodeScalars.contains(where: { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }) == false)
+    }
+
+    @Test(arguments: hostileInputs.filter { $0.viaInit != nil })
+    func validatingInitRejectsWhatDecodeRejects(_ input: HostileInput) throws {
+        let build = try #require(input.viaInit)
+        let error = #expect(throws: JobRejection.self) { try build() }
+        #expect(error?.reason.code == input.reason, "\(error?.message ?? "accepted")")
     }
 
     @Test func thereAreEnoughHostileInputs() {
         #expect(hostileInputs.count >= 30)
-        #expect(Set(hostileInputs.map(\.label)).count == hostileInputs.count)
+        #expect(hostileInputs.filter { $0.viaInit != nil }.count >= 30)
+        #expect(Set(hostileInputs.map(\.label)).count == hostileInputs.count, "labels are unique")
     }
 
     @Test func originalFormatDecodesUnchanged() throws {
-        let original = #"{"info_hash": "12345abcdef", "name": "my-test-file.mkv", "location": "/path/to/remote/files/"}"#
-        let job = try TransferJob.decode(Array(original.utf8))
+        let job = try decodeJob(#"{"info_hash": "12345abcdef", "name": "my-test-file.mkv", "location": "/path/to/remote/files/"}"#)
         #expect(job.id == "12345abcdef")
         #expect(job.infoHash == "12345abcdef")
         #expect(job.name == "my-test-file.mkv")
@@ -123,74 +247,144 @@ let hostileInputs: [HostileInput] = [
     }
 
     @Test func originalFormatRoundTripsToTheOriginalKeys() throws {
-        let job = try TransferJob(name: "f.mkv", location: "/in", infoHash: "abc")
-        let object = try #require(JSONSerialization.jsonObject(with: Data(job.encodedJSON())) as? [String: String])
-        #expect(object == ["info_hash": "abc", "name": "f.mkv", "location": "/in"])
-        #expect(try TransferJob.decode(job.encodedJSON()) == job)
+        let original = ["info_hash": "12345abcdef", "name": "my-test-file.mkv", "location": "/path/to/remote/files/"]
+        let job = try TransferJob.decode(Array(try JSONEncoder().encode(original)))
+        let encoded = job.encodedJSON()
+        #expect(try JSONSerialization.jsonObject(with: Data(encoded)) as? [String: String] == original)
+        #expect(!encoded.contains(UInt8(ascii: " ")) && !encoded.contains(UInt8(ascii: "\n")), "compact")
+        #expect(try TransferJob.decode(encoded) == job)
     }
 
     @Test func everyOptionalFieldDecodesAndRoundTrips() throws {
-        let json = """
+        let job = try decodeJob("""
             {"id": "client-7", "info_hash": "h", "name": "season 1/ep 01.mkv", "location": "shows",
-             "checksum": "SHA256:\(String(repeating: "AB", count: 32))", "size": 1048576, "remote": "backup.eu-1",
-             "destination": "tv/shows", "kind": "file", "future_field": {"ignored": true}}
-            """
-        let job = try TransferJob.decode(Array(json.utf8))
+             "checksum": "SHA256:\(hex64.uppercased())", "size": 1048576, "remote": "backup.eu-1",
+             "destination": "tv/shows", "kind": "file", "future_field": {"ignored": [true]}}
+            """)
         #expect(job.id == "client-7")
-        #expect(job.checksum?.algorithm == .sha256)
-        #expect(job.checksum?.hex == String(repeating: "ab", count: 32), "hex normalized to lowercase")
+        #expect(job.infoHash == "h")
+        #expect(job.checksum == (try Checksum(parsing: "sha256:" + hex64)))
         #expect(job.size == 1_048_576)
         #expect(job.remote == "backup.eu-1")
         #expect(job.destination == "tv/shows")
         #expect(job.kind == .file)
         #expect(job.remotePath == "shows/season 1/ep 01.mkv")
+        let encoded = try #require(JSONSerialization.jsonObject(with: Data(job.encodedJSON())) as? [String: Any])
+        #expect(Set(encoded.keys) == ["id", "info_hash", "name", "location", "checksum", "size", "remote", "destination", "kind"])
+        #expect(encoded["checksum"] as? String == "sha256:" + hex64)
         #expect(try TransferJob.decode(job.encodedJSON()) == job)
     }
 
-    @Test func derivedIDIsStableAndDependsOnRemoteLocationAndName() throws {
-        let a = try TransferJob(name: "x", location: "/a")
-        let again = try TransferJob(name: "x", location: "/a")
-        let otherLocation = try TransferJob(name: "x", location: "/b")
-        let otherRemote = try TransferJob(name: "x", location: "/a", remote: "r2")
-        #expect(a.id == again.id)
-        #expect(a.id.hasPrefix("job-") && a.id.count == 20)
-        #expect(a.id != otherLocation.id)
-        #expect(a.id != otherRemote.id)
-        #expect(try TransferJob(name: "x", location: "/a", infoHash: "").id == a.id, "an empty hash is no hash")
-        #expect(try TransferJob.decode(a.encodedJSON()).id == a.id)
+    @Test func nullOptionalFieldsAreAbsent() throws {
+        let job = try decodeJob(#"{"name": "a", "location": "/x", "id": null, "checksum": null, "size": null, "kind": null}"#)
+        #expect(job == (try TransferJob(name: "a", location: "/x")))
     }
 
-    @Test func validatingInitRejectsWhatDecodeRejects() {
-        #expect { try TransferJob(name: "../x", location: "/") } throws: {
-            ($0 as? JobRejection)?.reason == .pathTraversal
-        }
-        #expect { try TransferJob(name: "x", location: "/", checksum: "crc32:00") } throws: {
-            ($0 as? JobRejection)?.reason == .unknownChecksumAlgorithm
-        }
-        #expect { try TransferJob(name: "x", location: "/", size: -5) } throws: {
-            ($0 as? JobRejection)?.reason == .invalidSize
-        }
-        #expect { try TransferJob.Kind(parsing: "folder") } throws: { ($0 as? JobRejection)?.reason == .invalidKind }
+    @Test func derivedIDIsStableAndDependsOnRemoteLocationAndName() throws {
+        let job = try TransferJob(name: "x", location: "/a")
+        #expect(job.id == (try TransferJob(name: "x", location: "/a")).id)
+        #expect(job.id.hasPrefix("job-") && job.id.count == 20)
+        #expect(job.id.dropFirst(4).allSatisfy { "0123456789abcdef".contains($0) })
+        #expect(job.id != (try TransferJob(name: "x", location: "/b")).id)
+        #expect(job.id != (try TransferJob(name: "y", location: "/a")).id)
+        #expect(job.id != (try TransferJob(name: "x", location: "/a", remote: "r2")).id)
+        #expect(try TransferJob(name: "x", location: "/a", infoHash: "").id == job.id, "an empty hash is no hash")
+        #expect(try TransferJob(name: "x", location: "/a", id: "").id == job.id, "an empty id is no id")
+        #expect(try decodeJob(#"{"name": "x", "location": "/a"}"#).id == job.id)
+        #expect(!job.encodedJSON().contains(UInt8(ascii: "j")), "a default id is not sent")
+        #expect(try TransferJob.decode(job.encodedJSON()).id == job.id)
+    }
+
+    @Test func anExplicitIDIsKeptAndSent() throws {
+        let job = try TransferJob(name: "x", location: "/a", infoHash: "h", id: "mine")
+        #expect(job.id == "mine")
+        #expect(try TransferJob.decode(job.encodedJSON()).id == "mine")
+    }
+
+    @Test(arguments: [
+        ("MD5:" + String(repeating: "AbC1", count: 8), Checksum.Algorithm.md5, String(repeating: "abc1", count: 8)),
+        ("Sha1:" + String(repeating: "F0", count: 20), .sha1, String(repeating: "f0", count: 20)),
+        ("sha256:" + hex64, .sha256, hex64),
+    ])
+    func checksumIsNormalized(_ text: String, _ algorithm: Checksum.Algorithm, _ hex: String) throws {
+        let checksum = try Checksum(parsing: text)
+        #expect(checksum.algorithm == algorithm)
+        #expect(checksum.hex == hex)
+        #expect(checksum.description == "\(algorithm.rawValue):\(hex)")
+        #expect(try JSONDecoder().decode(Checksum.self, from: JSONEncoder().encode(checksum)) == checksum)
+    }
+
+    @Test(arguments: [
+        ("/path/to/remote/files/", "my-test-file.mkv", "/path/to/remote/files/my-test-file.mkv"),
+        ("/in", "a.bin", "/in/a.bin"),
+        ("/", "a.bin", "/a.bin"),
+        ("in//", "d/e.bin", "in/d/e.bin"),
+        ("~/in", "dir/", "~/in/dir/"),
+    ])
+    func remotePathJoinsWithExactlyOneSlash(_ location: String, _ name: String, _ expected: String) throws {
+        #expect(try TransferJob(name: name, location: location).remotePath == expected)
     }
 
     @Test func acceptedEdgeCases() throws {
-        #expect(try TransferJob.decode(Array(#"{"name": "dir/", "location": "/x", "size": 0}"#.utf8)).size == 0)
-        #expect(try TransferJob.decode(Array(#"{"name": "a..b", "location": "/x"}"#.utf8)).name == "a..b")
-        #expect(try TransferJob.decode(Array(#"{"name": "ünïcødé 名前.txt", "location": "~/in"}"#.utf8)).name == "ünïcødé 名前.txt")
-        #expect(try TransferJob.decode(Array(#"{"name": "a", "location": "/x", "destination": ""}"#.utf8)).destination == nil)
+        #expect(try decodeJob(#"{"name": "dir/", "location": "/x", "size": 0}"#).size == 0)
+        #expect(try decodeJob(#"{"name": "a", "location": "/x", "size": 9007199254740992}"#).size == 1 << 53)
+        #expect(try decodeJob(#"{"name": "a", "location": "/x", "size": 1.0}"#).size == 1, "a whole number")
+        #expect(try decodeJob(#"{"name": "a..b", "location": "/x"}"#).name == "a..b")
+        #expect(try decodeJob(#"{"name": "...", "location": "/x"}"#).name == "...")
+        #expect(try decodeJob(#"{"name": "~$report.docx", "location": "/x"}"#).name == "~$report.docx")
+        #expect(try decodeJob(#"{"name": "é:notes", "location": "/x"}"#).name == "é:notes")
+        #expect(try decodeJob(#"{"name": "100%.txt", "location": "/x"}"#).name == "100%.txt")
+        #expect(try decodeJob(#"{"name": "ünïcødé 名前.txt", "location": "~/in"}"#).name == "ünïcødé 名前.txt")
+        #expect(try decodeJob(#"{"name": "a", "location": "/x", "destination": ""}"#).destination == nil)
+        #expect(try decodeJob(#"{"name": "a", "location": "/x", "kind": "directory"}"#).kind == .directory)
         let head = #"{"name": "a", "location": "/x", "pad": ""#, tail = #""}"#
         let exactlyAtLimit = head + String(repeating: "p", count: 65_536 - head.utf8.count - tail.utf8.count) + tail
         #expect(exactlyAtLimit.utf8.count == 65_536)
-        #expect(try TransferJob.decode(Array(exactlyAtLimit.utf8)).name == "a")
+        #expect(try decodeJob(exactlyAtLimit).name == "a")
+        let sixteenDeep = String(repeating: "[", count: 15) + String(repeating: "]", count: 15)
+        #expect(try decodeJob(#"{"name": "a", "location": "/x", "extra": \#(sixteenDeep)}"#).name == "a")
+        #expect(try decodeJob(#"{"name": "[[[[[[[[[[[[[[[[[[[[", "location": "/x\"{{{{{{{{{{{{{{{{{{{{"}"#).name.hasPrefix("[["),
+                "brackets inside strings do not count as nesting")
+    }
+
+    @Test func codableUsesTheWireFormatAndItsValidation() throws {
+        let job = try TransferJob(name: "a.bin", location: "/data", checksum: "md5:" + String(repeating: "0", count: 32),
+                                  size: 7, destination: "x", kind: .file)
+        #expect(try JSONDecoder().decode(TransferJob.self, from: JSONEncoder().encode(job)) == job)
+        #expect(try JSONDecoder().decode(TransferJob.self, from: Data(job.encodedJSON())) == job)
+        let error = #expect(throws: DecodingError.self) {
+            try JSONDecoder().decode(TransferJob.self, from: Data(#"{"name": "../x", "location": "/"}"#.utf8))
+        }
+        guard case .dataCorrupted(let context)? = error else { Issue.record("not dataCorrupted: \(String(describing: error))"); return }
+        #expect((context.underlyingError as? JobRejection)?.reason == .pathTraversal)
+    }
+
+    @Test func rejectionsNameTheFieldAndExplainTheProblem() {
+        let traversal = #expect(throws: JobRejection.self) { try decodeJob(#"{"name": "../etc/passwd", "location": "/"}"#) }
+        #expect(traversal?.field == "name")
+        #expect(traversal?.message == #"name "../etc/passwd" contains a ".." path component"#)
+        #expect(traversal?.description == #"name "../etc/passwd" contains a ".." path component (path_traversal)"#)
+        let type = #expect(throws: JobRejection.self) { try decodeJob(#"{"name": "a", "location": "/", "size": "10"}"#) }
+        #expect(type?.field == "size")
+        #expect(type?.message == "size must be a number, not a string")
+        let large = #expect(throws: JobRejection.self) { try TransferJob.decode([UInt8](repeating: 0x20, count: 70_000)) }
+        #expect(large?.field == nil)
+        #expect(large?.message == "the message is 70000 bytes; at most 65536 are allowed")
     }
 
     @Test func rejectionMessagesEscapeAndTruncateTheInput() {
-        do {
-            _ = try TransferJob(name: "/" + String(repeating: "x", count: 500) + "\u{1b}", location: "/")
-            Issue.record("accepted an absolute name")
-        } catch {
-            #expect(error.message.contains("…"))
-            #expect(error.message.count < 200)
+        let error = #expect(throws: JobRejection.self) {
+            try TransferJob(name: "\u{1b}[2J" + String(repeating: "x", count: 500) + "\0", location: "/")
         }
+        #expect(error?.reason == .controlCharacter)
+        #expect(error?.message.hasPrefix(#"name "\u{1b}[2Jxxx"#) == true)
+        #expect(error?.message.hasSuffix(#"x…" contains NUL or another control character"#) == true)
+        #expect((error?.message.count ?? .max) < 200)
+    }
+
+    @Test func kindParsesItsThreeNames() throws {
+        #expect(try TransferJob.Kind.allCases.map { (kind) throws(JobRejection) in try TransferJob.Kind(parsing: kind.rawValue) }
+                == [.file, .directory, .auto])
+        #expect(throws: JobRejection.self) { try TransferJob.Kind(parsing: "File") }
     }
 }

@@ -1,0 +1,87 @@
+import Foundation
+
+// The checks behind every `TransferJob`; each throws the `JobRejection` naming the field.
+
+extension TransferJob {
+    /// A non-empty string of at most `limit` UTF-8 bytes without control characters (C0, DEL, C1).
+    static func checkString(_ value: String, field: String, limit: Int) throws(JobRejection) {
+        if value.isEmpty { throw JobRejection(.emptyField, field: field, "\(field) is empty") }
+        if value.utf8.count > limit {
+            throw JobRejection(.fieldTooLong, field: field,
+                               "\(field) is \(value.utf8.count) bytes long; at most \(limit) are allowed")
+        }
+        try checkNoControlCharacters(value, field: field)
+    }
+
+    /// A string without control characters (C0, DEL, C1); every string field of a job is checked with this.
+    static func checkNoControlCharacters(_ value: String, field: String) throws(JobRejection) {
+        if value.unicodeScalars.contains(where: isControlCharacter) {
+            throw JobRejection(.controlCharacter, field: field,
+                               "\(field) \(excerpt(value)) contains NUL or another control character")
+        }
+    }
+
+    /// No `..` component in any spelling: `/` or `\` separated, as written or percent-decoded.
+    static func checkNoTraversal(_ path: String, field: String) throws(JobRejection) {
+        for spelling in [path, path.removingPercentEncoding ?? path] {
+            if spelling.split(omittingEmptySubsequences: false, whereSeparator: isSeparator).contains("..") {
+                throw JobRejection(.pathTraversal, field: field,
+                                   "\(field) \(excerpt(path)) contains a \"..\" path component")
+            }
+        }
+    }
+
+    /// A relative path that stays below the folder it is placed in: not absolute (`/x`, `\x`, `C:x`, `~/x`),
+    /// no `..`, and no empty or `.` components (a single trailing `/` is allowed).
+    static func checkRelativePath(_ path: String, field: String) throws(JobRejection) {
+        let start = Array(path.unicodeScalars.prefix(2))
+        let isDrivePath = start.count == 2 && start[0].isASCII && start[0].properties.isAlphabetic && start[1] == ":"
+        let isHomePath = path == "~" || path.hasPrefix("~/") || path.hasPrefix("~\\")
+        if path.hasPrefix("/") || path.hasPrefix("\\") || isDrivePath || isHomePath {
+            throw JobRejection(.absolutePath, field: field, "\(field) \(excerpt(path)) must be a relative path")
+        }
+        try checkNoTraversal(path, field: field)
+        var components = path.split(omittingEmptySubsequences: false, whereSeparator: isSeparator)
+        if components.count > 1 && components.last == "" { components.removeLast() }
+        if components.contains("") || components.contains(".") {
+            throw JobRejection(.invalidPath, field: field,
+                               "\(field) \(excerpt(path)) has an empty or \".\" path component")
+        }
+    }
+
+    /// `[A-Za-z0-9_.-]{1,64}`.
+    static func checkRemoteName(_ remote: String) throws(JobRejection) {
+        try checkNoControlCharacters(remote, field: "remote")
+        guard (1...64).contains(remote.unicodeScalars.count), remote.unicodeScalars.allSatisfy(remoteNameCharacters.contains)
+        else {
+            throw JobRejection(.invalidRemote, field: "remote",
+                               "remote \(excerpt(remote)) must be 1-64 characters of A-Z a-z 0-9 _ . -")
+        }
+    }
+
+    private static let remoteNameCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-".unicodeScalars)
+
+    /// U+0000–U+001F, U+007F and U+0080–U+009F.
+    static func isControlCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    private static func isSeparator(_ character: Character) -> Bool { character == "/" || character == "\\" }
+}
+
+/// A short, escaped excerpt of an untrusted string for error messages: quoted, control characters, quotes and
+/// backslashes escaped, cut after `limit` scalars.
+func excerpt(_ value: String, limit: Int = 100) -> String {
+    var result = ""
+    for scalar in value.unicodeScalars.prefix(limit) {
+        if TransferJob.isControlCharacter(scalar) {
+            result += "\\u{\(String(scalar.value, radix: 16))}"
+        } else if scalar == "\"" || scalar == "\\" {
+            result += "\\\(scalar)"
+        } else {
+            result.unicodeScalars.append(scalar)
+        }
+    }
+    if value.unicodeScalars.count > limit { result += "…" }
+    return "\"\(result)\""
+}
