@@ -107,9 +107,9 @@ struct ConfigLoader {
     var warnings: [ConfigWarning] = []
 
     static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations",
-                                "store"]
-    static let laterTables = ["consumer", "http", "s3", "watch"]
-    static let integerKeys: Set<String> = ["num_threads"]
+                                "store", "consumer"]
+    static let laterTables = ["http", "s3", "watch"]
+    static let integerKeys: Set<String> = ["num_threads", "consumer.concurrency", "consumer.max_attempts"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
                              "engine"]
@@ -138,12 +138,14 @@ struct ConfigLoader {
         let remotes = namedRemotes(root["remotes"])
         let locations = locationsValue(root["locations"])
         let store = storeSettings(root["store"])
-        guard let kafkaURL, let numThreads, let debugLevel, let defaultRemote, let locations, let store else {
+        let consumer = consumerSettings(root["consumer"])
+        guard let kafkaURL, let numThreads, let debugLevel, let defaultRemote, let locations, let store,
+              let consumer else {
             return nil
         }
         return KafkaSyncConfig(kafkaURL: kafkaURL, numThreads: numThreads, debugLevel: debugLevel, kafka: kafka,
                                defaultRemote: defaultRemote, remotes: remotes, locations: locations, store: store,
-                               configFile: configFile, warnings: warnings)
+                               consumer: consumer, configFile: configFile, warnings: warnings)
     }
 
     // MARK: Top level
@@ -262,21 +264,22 @@ struct ConfigLoader {
         case let other?: wrongType("locations", other, expected: "a table [locations]")
         case nil: break
         }
-        warnUnknown(table, known: ["incompletes", "completes"], table: "locations")
+        let defaults = [("incompletes", "./incompletes/"), ("completes", "./completes/"), ("quarantine", "./quarantine/")]
+        warnUnknown(table, known: defaults.map(\.0), table: "locations")
         var paths: [String] = []
-        for (key, fallback) in [("incompletes", "./incompletes/"), ("completes", "./completes/")] {
+        for (key, fallback) in defaults {
             let sourced: Sourced = ("locations.\(key)", table[key] ?? .string(fallback))
             guard let path = nonEmptyString(sourced, expected: "a folder path") else { continue }
-            paths.append(absolutePath(path))
+            let absolute = absolutePath(path)
+            if let index = paths.firstIndex(of: absolute) {
+                issues.append(ConfigIssue(.conflict, key: "locations.\(key)", value: "\"\(absolute)\"",
+                                          expected: "a different folder than locations.\(defaults[index].0)"))
+                return nil
+            }
+            paths.append(absolute)
         }
-        guard paths.count == 2 else { return nil }
-        let locations = Locations(incompletes: paths[0], completes: paths[1])
-        if locations.incompletes == locations.completes {
-            issues.append(ConfigIssue(.conflict, key: "locations.completes", value: "\"\(locations.completes)\"",
-                                      expected: "a different folder than locations.incompletes"))
-            return nil
-        }
-        return locations
+        guard paths.count == 3 else { return nil }
+        return Locations(incompletes: paths[0], completes: paths[1], quarantine: paths[2])
     }
 
     mutating func storeSettings(_ node: TOMLNode?) -> StoreSettings? {
@@ -301,6 +304,94 @@ struct ConfigLoader {
                                       expected: error.message))
             return nil
         }
+    }
+
+    mutating func consumerSettings(_ node: TOMLNode?) -> ConsumerSettings? {
+        var settings = ConsumerSettings()
+        var table: [String: TOMLNode] = [:]
+        switch node {
+        case .table(let values)?: table = values
+        case let other?:
+            wrongType("consumer", other, expected: "a table [consumer]")
+            return nil
+        case nil: break
+        }
+        let issuesBefore = issues.count
+        warnUnknown(table, known: ["concurrency", "max_attempts", "backoff_initial", "backoff_max", "shutdown_grace",
+                                   "on_conflict", "log_file", "log_format", "segment_threshold"], table: "consumer")
+        func sourced(_ key: String) -> Sourced { override(key, table[key], table: "consumer") }
+        settings.concurrency = integer(sourced("concurrency"), in: 1...256, default: settings.concurrency) ?? 0
+        settings.maxAttempts = integer(sourced("max_attempts"), in: 1...100, default: settings.maxAttempts) ?? 0
+        settings.backoffInitial = duration(sourced("backoff_initial"), default: settings.backoffInitial) ?? .zero
+        settings.backoffMax = duration(sourced("backoff_max"), default: settings.backoffMax) ?? .zero
+        settings.shutdownGrace = duration(sourced("shutdown_grace"), default: settings.shutdownGrace) ?? .zero
+        settings.onConflict = choice(sourced("on_conflict"), default: settings.onConflict) ?? .rename
+        settings.logFormat = choice(sourced("log_format"), default: settings.logFormat) ?? .text
+        let logFile = sourced("log_file")
+        if logFile.value == nil {
+            settings.logFile = absolutePath("consumer.log")
+        } else if let path = string(logFile, expected: "a file path, or \"\" for no log file") {
+            settings.logFile = path.isEmpty ? nil : absolutePath(path)
+        }
+        let threshold = sourced("segment_threshold")
+        if threshold.value != nil {
+            let expected = "a size like \"64MiB\", \"1GiB\" or a number of bytes (at least 1 MiB)"
+            let size: Int64? = switch threshold.value {
+            case .integer(let number)?: Int64(number)
+            case .string(let text)?: Self.byteSize(text)
+            default: nil
+            }
+            if let size, size >= 1 << 20 {
+                settings.segmentThreshold = size
+            } else {
+                issues.append(ConfigIssue(.invalidValue, key: threshold.key, value: threshold.value?.rendered,
+                                          expected: expected))
+            }
+        }
+        if issues.count == issuesBefore && settings.backoffMax < settings.backoffInitial {
+            issues.append(ConfigIssue(.conflict, key: "consumer.backoff_max", value: "\"\(settings.backoffMax)\"",
+                                      expected: "at least consumer.backoff_initial"))
+        }
+        return issues.count == issuesBefore ? settings : nil
+    }
+
+    /// A duration: `"500ms"`, `"30s"`, `"5m"`, `"1h"`, or a number of seconds.
+    mutating func duration(_ sourced: Sourced, default fallback: Duration) -> Duration? {
+        let expected = "a duration like \"500ms\", \"30s\", \"5m\" or \"1h\", or a number of seconds"
+        switch sourced.value {
+        case nil: return fallback
+        case .integer(let seconds)? where seconds >= 0: return .seconds(seconds)
+        case .string(let text)?:
+            if let duration = Self.parseDuration(text) { return duration }
+            issues.append(ConfigIssue(.invalidValue, key: sourced.key, value: "\"\(text)\"", expected: expected))
+            return nil
+        case let other?:
+            if case .integer = other {
+                issues.append(ConfigIssue(.invalidValue, key: sourced.key, value: other.rendered, expected: expected))
+            } else {
+                wrongType(sourced.key, other, expected: expected)
+            }
+            return nil
+        }
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        guard let (suffix, scale) = units.first(where: { trimmed.hasSuffix($0.0) }),
+              let number = Double(trimmed.dropLast(suffix.count)), number >= 0, number.isFinite,
+              number * scale <= 7 * 86_400 else { return nil }
+        return .milliseconds(Int64((number * scale * 1000).rounded()))
+    }
+
+    static func byteSize(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1_048_576), ("GiB", 1_073_741_824), ("KB", 1000), ("MB", 1e6),
+                                          ("GB", 1e9), ("B", 1)]
+        guard let (suffix, scale) = units.first(where: { trimmed.hasSuffix($0.0) }),
+              let number = Double(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), number >= 0,
+              number * scale < 1e18 else { return Int64(trimmed) }
+        return Int64(number * scale)
     }
 
     // MARK: Remotes

@@ -22,6 +22,8 @@ public struct KafkaSyncConfig: Sendable, Equatable {
     public var locations: Locations
     /// `[store]`.
     public var store: StoreSettings
+    /// `[consumer]`.
+    public var consumer: ConsumerSettings
     /// The absolute path of the file this was loaded from.
     public var configFile: String
     /// Remarks that did not stop loading (unknown keys, unused tables).
@@ -116,6 +118,48 @@ public struct Locations: Sendable, Equatable {
     public var incompletes: String
     /// Only whole, verified files appear here.
     public var completes: String
+    /// Files that failed their checksum are kept here for inspection.
+    public var quarantine: String
+}
+
+/// `[consumer]`: how the daemon works through jobs.
+public struct ConsumerSettings: Sendable, Equatable {
+    /// What to do when a different file already has the final name in `completes`.
+    public enum ConflictPolicy: String, Sendable, Equatable, CaseIterable {
+        /// Keep both: the new file gets a numbered suffix (`name.1.ext`). Default.
+        case rename
+        /// Replace the existing file.
+        case overwrite
+        /// Dead-letter the job.
+        case fail
+    }
+
+    /// How log lines are written.
+    public enum LogFormat: String, Sendable, Equatable, CaseIterable {
+        /// `2026-11-25T01:02:03Z info kafkasync.consumer: message key=value`. Default.
+        case text
+        /// One JSON object per line.
+        case json
+    }
+
+    /// `concurrency`: jobs processed at once (1...256, default 4).
+    public var concurrency = 4
+    /// `max_attempts`: attempts of a job before it is dead-lettered (1...100, default 5).
+    public var maxAttempts = 5
+    /// `backoff_initial`: the delay before the second attempt (default 5s); it doubles per attempt.
+    public var backoffInitial: Duration = .seconds(5)
+    /// `backoff_max`: the longest delay between attempts (default 5m).
+    public var backoffMax: Duration = .seconds(300)
+    /// `shutdown_grace`: how long in-flight jobs may finish after SIGTERM (default 30s).
+    public var shutdownGrace: Duration = .seconds(30)
+    /// `on_conflict`.
+    public var onConflict: ConflictPolicy = .rename
+    /// `log_file`: an absolute path (default `consumer.log` beside the config file); `nil` when set to `""`.
+    public var logFile: String?
+    /// `log_format`.
+    public var logFormat: LogFormat = .text
+    /// `segment_threshold`: files at least this large are downloaded in `num_threads` segments (default 64 MiB).
+    public var segmentThreshold: Int64 = 64 << 20
 }
 
 /// `[store]`: where the transfer history lives.

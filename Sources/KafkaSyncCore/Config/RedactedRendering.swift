@@ -20,9 +20,16 @@ extension KafkaSyncConfig {
             lines += [""] + render(remote, header: "[remotes.\(name)]")
         }
         lines += ["", "[locations]", "incompletes = \(quoted(locations.incompletes))",
-                  "completes = \(quoted(locations.completes))"]
+                  "completes = \(quoted(locations.completes))", "quarantine = \(quoted(locations.quarantine))"]
         lines += ["", "[store]", "url = \(quoted(store.url)) # \(store.location)"]
         if let source = store.passwordSource { lines.append("password = <redacted> (\(source))") }
+        lines += ["", "[consumer]", "concurrency = \(consumer.concurrency)", "max_attempts = \(consumer.maxAttempts)",
+                  "backoff_initial = \(quoted("\(consumer.backoffInitial)"))",
+                  "backoff_max = \(quoted("\(consumer.backoffMax)"))",
+                  "shutdown_grace = \(quoted("\(consumer.shutdownGrace)"))",
+                  "on_conflict = \(quoted(consumer.onConflict.rawValue))",
+                  "log_file = \(quoted(consumer.logFile ?? ""))", "log_format = \(quoted(consumer.logFormat.rawValue))",
+                  "segment_threshold = \(consumer.segmentThreshold)"]
         return lines.joined(separator: "\n")
     }
 

@@ -18,6 +18,15 @@ public struct SFTPFileAttributes: Sendable, Equatable {
     /// Whether it is a regular file.
     public var isRegularFile: Bool
 
+    /// Attributes with these values.
+    public init(size: Int64?, permissions: UInt32?, modificationTime: Date?, isDirectory: Bool, isRegularFile: Bool) {
+        self.size = size
+        self.permissions = permissions
+        self.modificationTime = modificationTime
+        self.isDirectory = isDirectory
+        self.isRegularFile = isRegularFile
+    }
+
     init(_ attributes: SFTPAttributes) {
         size = attributes.size.map { Int64(clamping: $0) }
         permissions = attributes.permissions

@@ -1,0 +1,95 @@
+import Foundation
+import SFTPClient
+import TransferStore
+
+/// Why a transfer failed, and whether another attempt later may succeed.
+public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Whether to retry.
+    public enum Class: String, Sendable, Equatable {
+        /// Network, time-outs, server busy, disk full: retried with backoff.
+        case transient
+        /// Invalid job, no such file, permission denied, checksum mismatch: dead-lettered at once.
+        case permanent
+    }
+
+    /// Whether to retry.
+    public let errorClass: Class
+    /// A stable reason code (`no_such_file`, `checksum_mismatch`, `connection_lost`, …): the DLQ reason header.
+    public let code: String
+    /// What went wrong, for people; never a secret.
+    public let message: String
+
+    /// Creates a failure.
+    public init(_ errorClass: Class, code: String, _ message: String) {
+        self.errorClass = errorClass
+        self.code = code
+        self.message = message
+    }
+
+    /// The failure of an SFTP operation, classified by ``SFTPError/isTransient``.
+    public init(_ error: SFTPError) {
+        self.init(error.isTransient ? .transient : .permanent, code: error.code.description, error.message)
+    }
+
+    /// A local file system failure (disk full, a folder that cannot be created): transient, an operator can fix it.
+    static func local(_ message: String, errno code: Int32 = errno) -> TransferFailure {
+        TransferFailure(.transient, code: "local_io", "\(message): \(String(cString: strerror(code)))")
+    }
+
+    public var description: String { "\(message) [\(code)]" }
+}
+
+/// One transfer for an engine: the job, its remote, and the staging folder that belongs to the job.
+public struct TransferRequest: Sendable {
+    /// The job.
+    public var job: TransferJob
+    /// The remote the job names.
+    public var remote: RemoteConfig
+    /// A folder under `incompletes` that only this job uses; the download lands in
+    /// ``stagedPath`` inside it. What is already there is resumed.
+    public var stagingFolder: String
+    /// Parallel segments of one large file, parallel files of one directory (`num_threads`).
+    public var parallelism: Int
+    /// Files at least this large are downloaded in segments.
+    public var segmentThreshold: Int64
+
+    /// Creates a request.
+    public init(job: TransferJob, remote: RemoteConfig, stagingFolder: String, parallelism: Int,
+                segmentThreshold: Int64) {
+        self.job = job
+        self.remote = remote
+        self.stagingFolder = stagingFolder
+        self.parallelism = parallelism
+        self.segmentThreshold = segmentThreshold
+    }
+
+    /// Where the file or directory lands in the staging folder: its last path component.
+    public var stagedPath: String {
+        (stagingFolder as NSString).appendingPathComponent((job.name as NSString).lastPathComponent)
+    }
+}
+
+/// What an engine left in the staging folder.
+public struct StagedTransfer: Sendable, Equatable {
+    /// A file or a directory tree.
+    public var kind: TransferKind
+    /// ``TransferRequest/stagedPath``.
+    public var path: String
+    /// Every regular file with its size, relative to ``path`` (`""` for a single file).
+    public var files: [String: Int64]
+    /// Bytes received in this attempt (less than the total when resumed).
+    public var bytesTransferred: Int64
+
+    /// The size of all files.
+    public var totalBytes: Int64 { files.values.reduce(0, +) }
+}
+
+/// Downloads a job's remote file or directory into its staging folder.
+public protocol TransferEngine: Sendable {
+    /// Downloads, resuming what the staging folder holds.
+    /// - Parameter progress: called with the bytes received so far in this attempt.
+    func transfer(_ request: TransferRequest, progress: @escaping @Sendable (Int64) -> Void)
+        async throws(TransferFailure) -> StagedTransfer
+    /// Closes connections.
+    func shutdown() async
+}

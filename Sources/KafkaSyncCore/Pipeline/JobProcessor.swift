@@ -1,0 +1,273 @@
+import Foundation
+import KafkaClient
+import Logging
+import TransferStore
+
+/// Carries one delivered job through DESIGN.md §1: decode → idempotency check → engine into staging → verify →
+/// rename into `completes` → store → `.done` event; or on failure to `.retry` / `.dlq`. When ``process(_:)``
+/// returns `true` the outcome is durable (in `completes` or on a Kafka topic) and the offset may be committed.
+public final class JobProcessor: Sendable {
+    private let config: KafkaSyncConfig
+    private let staging: StagingArea
+    private let store: any TransferStore
+    private let producer: KafkaProducer
+    private let engines: [TransferEngineKind: any TransferEngine]
+    private let retryPolicy: RetryPolicy
+    private let throttle = ProgressThrottle()
+    private let logger: Logger
+    private let workerHost = ProcessInfo.processInfo.hostName
+
+    /// A processor using these parts (the caller owns and closes them).
+    public init(config: KafkaSyncConfig, store: any TransferStore, producer: KafkaProducer,
+                engines: [TransferEngineKind: any TransferEngine], logger: Logger) {
+        self.config = config
+        staging = StagingArea(locations: config.locations)
+        self.store = store
+        self.producer = producer
+        self.engines = engines
+        retryPolicy = RetryPolicy(config.consumer)
+        self.logger = logger
+    }
+
+    /// Processes one delivery. Never throws: every failure ends on the retry or dead-letter topic.
+    /// - Returns: whether the message may be marked done (`false` only when cancelled before the outcome was
+    ///   durable; the job is then redelivered).
+    public func process(_ message: KafkaMessage) async -> Bool {
+        let history = JobHistory(message)
+        let job: TransferJob
+        do {
+            job = try TransferJob.decode(message.value)
+        } catch {
+            let failure = TransferFailure(.permanent, code: error.reason.code, error.message)
+            logger.warning("rejected an invalid job", metadata: metadata(message, history) + ["error": "\(failure)"])
+            return await deadLetter(message, history: history, failure: failure, job: nil)
+        }
+        var meta = metadata(message, history) + ["job.id": "\(job.id)", "job.name": "\(job.name)"]
+        logger.info("job received", metadata: meta)
+        guard let remote = config.remote(named: job.remote) else {
+            let failure = TransferFailure(.permanent, code: "unknown_remote",
+                                          "the job names remote \"\(job.remote ?? "")\", which the config does not define")
+            return await deadLetter(message, history: history, failure: failure, job: job)
+        }
+        meta["job.remote"] = "\(remote.name)"
+        if let duplicate = await completedBefore(job) {
+            var record = duplicate
+            record.status = .skippedDuplicate
+            record.updatedAt = Date()
+            await save(record)
+            logger.info("job already completed; skipped", metadata: meta + ["job.path": "\(staging.finalPath(for: job))"])
+            return await publishDone(job, status: "skipped", path: staging.finalPath(for: job),
+                                     bytes: duplicate.bytesTransferred, duration: 0)
+        }
+        let started = Date()
+        var record = TransferRecord(jobID: job.id, infoHash: job.infoHash, name: job.name, remote: remote.name,
+                                    remotePath: job.remotePath, destination: job.destination,
+                                    kind: job.kind == .directory ? .directory : (job.kind == .file ? .file : nil),
+                                    status: .running, attempts: history.attempt, bytesExpected: job.size,
+                                    checksum: job.checksum?.description, workerHost: workerHost,
+                                    kafkaTopic: history.originalTopic, kafkaPartition: history.originalPartition,
+                                    kafkaOffset: history.originalOffset, receivedAt: started, startedAt: started)
+        await save(record)
+        logger.info("transfer started", metadata: meta + ["job.attempt": "\(history.attempt)"])
+        do {
+            let (staged, placed) = try await transfer(job, remote: remote)
+            let elapsed = Date().timeIntervalSince(started)
+            record.kind = staged.kind
+            record.status = .completed
+            record.bytesTransferred = staged.totalBytes
+            record.finishedAt = Date()
+            record.updatedAt = record.finishedAt!
+            await save(record)
+            throttle.finish(jobID: job.id)
+            logger.info("transfer completed", metadata: meta + [
+                "job.path": "\(placed.path)", "job.bytes": "\(staged.totalBytes)", "job.files": "\(staged.files.count)",
+                "job.received_bytes": "\(staged.bytesTransferred)", "job.placement": "\(placed.disposition.rawValue)",
+                "job.duration_s": "\(String(format: "%.3f", elapsed))",
+                "job.rate": "\(HumanFormat.rate(elapsed > 0 ? Double(staged.bytesTransferred) / elapsed : 0))",
+            ])
+            return await publishDone(job, status: "completed", path: placed.path, bytes: staged.totalBytes,
+                                     duration: elapsed, files: staged.files.count)
+        } catch {
+            throttle.finish(jobID: job.id)
+            if Task.isCancelled {
+                logger.notice("transfer abandoned; it will be redelivered and resume", metadata: meta)
+                return false
+            }
+            return await handle(error, message: message, history: history, job: job, record: record)
+        }
+    }
+
+    /// Downloads, verifies (a checksum mismatch of a resumed download is retried once from scratch; a second one
+    /// quarantines the file) and places the job.
+    private func transfer(_ job: TransferJob, remote: RemoteConfig) async throws(TransferFailure)
+        -> (StagedTransfer, (path: String, disposition: StagingArea.Disposition))
+    {
+        let engine = engines[remote.engine] ?? engines[.native]!
+        let request = TransferRequest(job: job, remote: remote, stagingFolder: staging.folder(for: job),
+                                      parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold)
+        let store = self.store
+        let throttle = self.throttle
+        let progress: @Sendable (Int64) -> Void = { bytes in
+            let now = Date()
+            guard throttle.shouldWrite(jobID: job.id, at: now) else { return }
+            Task { try? await store.updateProgress(jobID: job.id, bytesTransferred: bytes, at: now) }
+        }
+        let hadPartial = FileManager.default.fileExists(atPath: request.stagingFolder)
+        var staged = try await engine.transfer(request, progress: progress)
+        do {
+            try await staging.verify(staged, job: job)
+        } catch where error.code == "checksum_mismatch" && hadPartial {
+            logger.warning("checksum mismatch after resuming; downloading again from scratch",
+                           metadata: ["job.id": "\(job.id)", "error": "\(error)"])
+            staging.discard(job)
+            staged = try await engine.transfer(request, progress: progress)
+            try await verifyOrQuarantine(staged, job: job)
+        } catch where error.code == "checksum_mismatch" || error.code == "size_mismatch" {
+            try await verifyOrQuarantine(staged, job: job)
+        }
+        return (staged, try await staging.complete(staged, job: job, policy: config.consumer.onConflict))
+    }
+
+    private func verifyOrQuarantine(_ staged: StagedTransfer, job: TransferJob) async throws(TransferFailure) {
+        do {
+            try await staging.verify(staged, job: job)
+        } catch {
+            let kept = staging.quarantine(staged, job: job)
+            throw TransferFailure(error.errorClass, code: error.code,
+                                  error.message + (kept.map { "; the file is kept in \($0)" } ?? ""))
+        }
+    }
+
+    /// A job completed earlier with the same expectations whose result is still in `completes`.
+    private func completedBefore(_ job: TransferJob) async -> TransferRecord? {
+        guard let record = try? await store.record(jobID: job.id),
+              record.status == .completed || record.status == .skippedDuplicate,
+              record.checksum == job.checksum?.description, job.size == nil || record.bytesTransferred == job.size,
+              FileManager.default.fileExists(atPath: staging.finalPath(for: job)) else { return nil }
+        return record
+    }
+
+    // MARK: Failures
+
+    private func handle(_ error: TransferFailure, message: KafkaMessage, history: JobHistory, job: TransferJob,
+                        record: TransferRecord) async -> Bool {
+        var record = record
+        record.errorClass = error.code
+        record.errorMessage = error.message
+        record.updatedAt = Date()
+        let meta = metadata(message, history) + ["job.id": "\(job.id)", "job.name": "\(job.name)", "error": "\(error)"]
+        if error.errorClass == .transient && history.attempt < retryPolicy.maxAttempts {
+            let delay = retryPolicy.delay(afterAttempt: history.attempt)
+            let now = Date()
+            let notBefore = now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            record.status = .retrying
+            await save(record)
+            logger.warning("transfer failed; retrying later", metadata: meta + [
+                "job.attempt": "\(history.attempt)", "job.retry_in_s": "\(String(format: "%.1f", notBefore.timeIntervalSince(now)))",
+            ])
+            let headers = history.headers(after: error, at: now, nextAttempt: history.attempt + 1, notBefore: notBefore)
+            return await send(KafkaOutgoingMessage(topic: config.topics.retry, key: message.key, value: message.value,
+                                                   headers: headers))
+        }
+        let failure = error.errorClass == .transient
+            ? TransferFailure(.transient, code: "attempts_exhausted",
+                              "gave up after \(history.attempt) attempts; last: \(error.message) [\(error.code)]")
+            : error
+        record.status = .deadLettered
+        record.errorClass = failure.code
+        record.errorMessage = failure.message
+        record.finishedAt = Date()
+        await save(record)
+        return await deadLetter(message, history: history, failure: failure, job: job)
+    }
+
+    private func deadLetter(_ message: KafkaMessage, history: JobHistory, failure: TransferFailure,
+                            job: TransferJob?) async -> Bool {
+        logger.error("job dead-lettered", metadata: metadata(message, history) + [
+            "job.id": "\(job?.id ?? "-")", "job.reason": "\(failure.code)", "error": "\(failure.message)",
+            "job.attempt": "\(history.attempt)",
+        ])
+        let headers = history.headers(after: failure, at: Date(), nextAttempt: nil, notBefore: nil)
+        return await send(KafkaOutgoingMessage(topic: config.topics.deadLetter, key: message.key, value: message.value,
+                                               headers: headers))
+    }
+
+    private func publishDone(_ job: TransferJob, status: String, path: String, bytes: Int64, duration: TimeInterval,
+                             files: Int = 1) async -> Bool {
+        let event = DoneEvent(id: job.id, name: job.name, status: status, path: path, bytes: bytes, files: files,
+                              durationMs: Int64(duration * 1000), checksum: job.checksum?.description, worker: workerHost,
+                              finishedAt: Date().formatted(.iso8601))
+        let value = (try? DoneEvent.encoder.encode(event)).map(Array.init) ?? []
+        return await send(KafkaOutgoingMessage(topic: config.topics.done, key: Array(job.id.utf8), value: value))
+    }
+
+    /// Sends until the broker acknowledges (backing off up to 30 s between tries), or the task is cancelled.
+    private func send(_ message: KafkaOutgoingMessage) async -> Bool {
+        var delay = Duration.milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                _ = try await producer.send(message)
+                return true
+            } catch {
+                logger.warning("cannot publish to \(message.topic); trying again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        return false
+    }
+
+    private func save(_ record: TransferRecord) async {
+        do {
+            try await store.save(record)
+        } catch {
+            logger.warning("cannot record the transfer in the store", metadata: ["job.id": "\(record.jobID)", "error": "\(error)"])
+        }
+    }
+
+    private func metadata(_ message: KafkaMessage, _ history: JobHistory) -> Logger.Metadata {
+        ["kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)", "kafka.offset": "\(message.offset)"]
+    }
+}
+
+/// The event published on `<topic>.done` when a job's result is in `completes`.
+public struct DoneEvent: Codable, Sendable, Equatable {
+    /// The job id.
+    public var id: String
+    /// The job's name.
+    public var name: String
+    /// `completed` or `skipped` (already there).
+    public var status: String
+    /// The final path.
+    public var path: String
+    /// Bytes of the file or of all files of the directory.
+    public var bytes: Int64
+    /// Files (1 for a file job).
+    public var files: Int
+    /// How long the transfer took.
+    public var durationMs: Int64
+    /// The verified checksum, if the job gave one.
+    public var checksum: String?
+    /// The consumer's host.
+    public var worker: String
+    /// ISO 8601.
+    public var finishedAt: String
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// Decodes an event from a `.done` record.
+    public static func decode(_ bytes: [UInt8]) throws -> DoneEvent {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(DoneEvent.self, from: Data(bytes))
+    }
+}
+
+private func + (lhs: Logger.Metadata, rhs: Logger.Metadata) -> Logger.Metadata {
+    lhs.merging(rhs) { $1 }
+}

@@ -1,0 +1,166 @@
+import Logging
+import NIOCore
+
+/// Persistent SFTP sessions to one server, shared by many transfers: a transfer borrows the least busy
+/// session (SFTP answers requests by id, so several transfers can share one), and a new connection is opened
+/// only while every open one is busy and fewer than ``size`` exist. Dead connections are dropped and replaced
+/// on the next use; idle ones are pinged every ``keepaliveInterval`` and closed after ``idleTimeout``.
+public actor SFTPConnectionPool {
+    /// The most connections open at once.
+    public let size: Int
+    /// How long an unused connection stays open.
+    public let idleTimeout: Duration
+    /// How often an unused connection is checked with a cheap request.
+    public let keepaliveInterval: Duration
+    private let configuration: SSHConnectionConfiguration
+    private let logger: Logger
+    private var entries: [Int: Entry] = [:]
+    private var nextID = 0
+    private var sweeper: Task<Void, Never>?
+    private var closed = false
+
+    private struct Entry {
+        let opening: Task<Live, any Error>
+        var live: Live?
+        var leases = 0
+        var lastUsed = ContinuousClock.now
+    }
+
+    struct Live: Sendable {
+        let connection: SSHConnection
+        let session: SFTPSession
+    }
+
+    /// A borrowed session; give it back with ``release(_:healthy:)``, or use ``withSession(_:)``.
+    public struct Lease: Sendable {
+        fileprivate let id: Int
+        /// The session to use.
+        public let session: SFTPSession
+        fileprivate let connection: SSHConnection
+    }
+
+    /// A pool for one server; nothing connects before the first use.
+    public init(configuration: SSHConnectionConfiguration, size: Int, idleTimeout: Duration = .seconds(60),
+                keepaliveInterval: Duration = .seconds(20), logger: Logger) {
+        self.configuration = configuration
+        self.size = max(1, size)
+        self.idleTimeout = idleTimeout
+        self.keepaliveInterval = keepaliveInterval
+        self.logger = logger
+    }
+
+    /// The number of connections open or being opened (for tests and the dashboard).
+    public var connectionCount: Int { entries.count }
+
+    /// Borrows a session, connecting when every open one is busy and the pool is not full.
+    /// - Throws: the ``SFTPError`` of connecting (`connectionFailed`, `authenticationFailed`, …).
+    public func lease() async throws(SFTPError) -> Lease {
+        guard !closed else { throw SFTPError(.connectionLost, "the connection pool is closed") }
+        startSweeper()
+        for (id, entry) in entries where entry.leases == 0 && entry.live.map({ !$0.connection.isActive }) == true {
+            entries[id] = nil
+        }
+        let id: Int
+        if let (leastBusy, entry) = entries.min(by: { $0.value.leases < $1.value.leases }),
+           entry.leases == 0 || entries.count >= size {
+            id = leastBusy
+        } else {
+            id = nextID
+            nextID += 1
+            let (configuration, logger) = (self.configuration, self.logger)
+            entries[id] = Entry(opening: Task {
+                let connection = try await SSHConnection.connect(configuration, logger: logger)
+                do {
+                    return Live(connection: connection, session: try await connection.openSFTP())
+                } catch {
+                    await connection.close()
+                    throw error
+                }
+            })
+        }
+        entries[id]!.leases += 1
+        let opening = entries[id]!.opening
+        do {
+            let live = try await opening.value
+            entries[id]?.live = live
+            return Lease(id: id, session: live.session, connection: live.connection)
+        } catch {
+            entries[id] = nil
+            throw (error as? SFTPError) ?? SFTPError(.connectionFailed, "cannot connect: \(error)")
+        }
+    }
+
+    /// Gives a session back. A connection that is not `healthy` (it lost its connection or timed out) is closed
+    /// so the next lease opens a fresh one.
+    public func release(_ lease: Lease, healthy: Bool) async {
+        guard var entry = entries[lease.id] else { return }
+        entry.leases -= 1
+        entry.lastUsed = .now
+        if healthy && lease.connection.isActive && !closed {
+            entries[lease.id] = entry
+        } else {
+            entries[lease.id] = nil
+            await lease.connection.close()
+        }
+    }
+
+    /// Closes every connection; later leases fail.
+    public func close() async {
+        closed = true
+        sweeper?.cancel()
+        let all = entries.values.map(\.opening)
+        entries = [:]
+        for opening in all {
+            if let live = try? await opening.value { await live.connection.close() }
+        }
+    }
+
+    private func startSweeper() {
+        guard sweeper == nil else { return }
+        let interval = min(keepaliveInterval, idleTimeout)
+        sweeper = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                guard let self else { return }
+                await self.sweep()
+            }
+        }
+    }
+
+    /// Closes connections idle longer than ``idleTimeout`` and pings the other idle ones.
+    private func sweep() async {
+        let now = ContinuousClock.now
+        for (id, entry) in entries where entry.leases == 0 {
+            guard let live = entry.live else { continue }
+            if now - entry.lastUsed >= idleTimeout || !live.connection.isActive {
+                entries[id] = nil
+                logger.debug("closing an idle SFTP connection", metadata: ["kafkasync.remote": "\(configuration.host)"])
+                await live.connection.close()
+            } else if now - entry.lastUsed >= keepaliveInterval {
+                // A cheap request keeps NAT and firewalls from dropping the connection and finds dead ones early.
+                if (try? await live.session.realPath(".")) == nil {
+                    entries[id] = nil
+                    await live.connection.close()
+                }
+            }
+        }
+    }
+}
+
+extension SFTPConnectionPool {
+    /// Runs `body` with a borrowed session and gives it back, closing the connection when the error says it is
+    /// broken.
+    public func withSession<Result: Sendable>(
+        _ body: (SFTPSession) async throws(SFTPError) -> Result
+    ) async throws(SFTPError) -> Result {
+        let lease = try await lease()
+        do {
+            let result = try await body(lease.session)
+            await release(lease, healthy: true)
+            return result
+        } catch {
+            await release(lease, healthy: ![.connectionLost, .timedOut, .protocolError].contains(error.code))
+            throw error
+        }
+    }
+}
