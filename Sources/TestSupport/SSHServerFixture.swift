@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A real OpenSSH `sshd` on a free loopback port serving SFTP (`internal-sftp`), with generated host and
 /// client keys. As root it also creates a test user with a password (`kafkasync-sftp`), so password
@@ -22,7 +23,9 @@ public final class SSHServerFixture: Sendable {
     public let hostKeyFingerprint: String
     /// A known_hosts file holding the host key for `[127.0.0.1]:port`.
     public let knownHosts: String
-    private let process: BackgroundProcess
+    private let running: Mutex<BackgroundProcess>
+    private let configPath: String
+    private var process: BackgroundProcess { running.withLock { $0 } }
 
     /// The user created for password tests when running as root.
     public static let passwordUser = "kafkasync-sftp"
@@ -83,13 +86,25 @@ public final class SSHServerFixture: Sendable {
             MaxStartups 64
             LogLevel VERBOSE
             """)
-        process = try BackgroundProcess("/usr/sbin/sshd", ["-D", "-e", "-f", config])
-        try await withTimeout(.seconds(15), "sshd to listen") { [process] in
+        configPath = config
+        running = Mutex(try await Self.startSSHD(config))
+    }
+
+    private static func startSSHD(_ config: String) async throws -> BackgroundProcess {
+        let process = try BackgroundProcess("/usr/sbin/sshd", ["-D", "-e", "-f", config])
+        try await withTimeout(.seconds(15), "sshd to listen") {
             while !process.stderr.contains("Server listening on") {
                 if !process.isRunning { throw FixtureUnavailable(what: "sshd exited: \(process.stderr)") }
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
+        return process
+    }
+
+    /// Starts sshd again on the same port with the same keys (after ``kill()``), as a server coming back.
+    public func restart() async throws {
+        let process = try await Self.startSSHD(configPath)
+        running.withLock { $0 = process }
     }
 
     /// A path inside the served `data/` folder.

@@ -166,8 +166,9 @@ public final class JobProcessor: Sendable {
                 "job.attempt": "\(history.attempt)", "job.retry_in_s": "\(String(format: "%.1f", notBefore.timeIntervalSince(now)))",
             ])
             let headers = history.headers(after: error, at: now, nextAttempt: history.attempt + 1, notBefore: notBefore)
-            return await send(KafkaOutgoingMessage(topic: config.topics.retry, key: message.key, value: message.value,
-                                                   headers: headers))
+            // Keyed by the job, so all attempts of one job go to the same retry partition, in order.
+            return await send(KafkaOutgoingMessage(topic: config.topics.retry, key: message.key ?? Array(job.id.utf8),
+                                                   value: message.value, headers: headers))
         }
         let failure = error.errorClass == .transient
             ? TransferFailure(.transient, code: "attempts_exhausted",
