@@ -185,7 +185,48 @@ private func withRemote(_ remote: String) -> String {
         (withRemote("host = \"h\"\nusername = \"u\"") + "\n[kafka.properties]\n\"sasl.password\" = [1]", "kafka.properties.sasl.password", "wrong_type"),
         (withRemote("host = \"h\"\nusername = \"u\"") + "\n[locations]\nincompletes = \"./x\"\ncompletes = \"x/\"", "locations.completes", "conflict"),
         (withRemote("host = \"h\"\nusername = \"u\"") + "\n[locations]\ncompletes = 5", "locations.completes", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nconcurrency = 0", "consumer.concurrency", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nconcurrency = \"8\"", "consumer.concurrency", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nmax_attempts = 101", "consumer.max_attempts", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nbackoff_initial = \"soon\"", "consumer.backoff_initial", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nbackoff_initial = -5", "consumer.backoff_initial", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nbackoff_max = true", "consumer.backoff_max", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nbackoff_initial = \"10m\"\nbackoff_max = \"1m\"", "consumer.backoff_max", "conflict"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nshutdown_grace = \"30 parsecs\"", "consumer.shutdown_grace", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\non_conflict = \"merge\"", "consumer.on_conflict", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nlog_format = \"xml\"", "consumer.log_format", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nlog_file = 3", "consumer.log_file", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nsegment_threshold = \"huge\"", "consumer.segment_threshold", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nsegment_threshold = 100", "consumer.segment_threshold", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[locations]\nquarantine = \"./completes/\"", "locations.quarantine", "conflict"),
     ]
+
+    @Test func consumerSettingsParseDurationsSizesAndChoices() throws {
+        let config = try parse(withRemote("host = \"h\"\nusername = \"u\"") + """
+
+            [consumer]
+            concurrency = 16
+            max_attempts = 3
+            backoff_initial = "500ms"
+            backoff_max = 90
+            shutdown_grace = "1.5m"
+            on_conflict = "overwrite"
+            log_file = ""
+            log_format = "json"
+            segment_threshold = "256MiB"
+            """)
+        let consumer = config.consumer
+        #expect(consumer.concurrency == 16 && consumer.maxAttempts == 3)
+        #expect(consumer.backoffInitial == .milliseconds(500) && consumer.backoffMax == .seconds(90))
+        #expect(consumer.shutdownGrace == .seconds(90))
+        #expect(consumer.onConflict == .overwrite && consumer.logFormat == .json && consumer.logFile == nil)
+        #expect(consumer.segmentThreshold == 256 << 20)
+        let defaults = try parse(withRemote("host = \"h\"\nusername = \"u\"")).consumer
+        #expect(defaults.concurrency == 4 && defaults.maxAttempts == 5 && defaults.onConflict == .rename)
+        #expect(defaults.backoffInitial == .seconds(5) && defaults.backoffMax == .seconds(300))
+        #expect(defaults.shutdownGrace == .seconds(30) && defaults.logFormat == .text)
+        #expect(defaults.logFile?.hasSuffix("/consumer.log") == true)
+    }
 
     @Test(arguments: invalidConfigs.indices)
     func invalidValueNamesTheKeyTheValueAndWhatIsExpected(_ index: Int) {
