@@ -130,6 +130,6 @@ struct ConsumerCommand: AsyncParsableCommand {
     }
 
     private func makeEngines(_ config: KafkaSyncConfig, logger: Logger) -> [TransferEngineKind: any TransferEngine] {
-        [.native: NativeEngine(poolSize: config.numThreads, logger: logger)]
+        [.native: NativeEngine(poolSize: config.numThreads, logger: logger), .lftp: LftpEngine(logger: logger)]
     }
 }

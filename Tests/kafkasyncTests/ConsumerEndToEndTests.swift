@@ -7,8 +7,9 @@ import Testing
 /// `kafkasync consumer` end to end: the binary as a subprocess, an embedded cluster, a real sshd, SQLite.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct ConsumerEndToEndTests {
     /// Runs `body` with a started consumer and kills it afterwards if the body left it running.
-    func withConsumer(_ fixture: ConsumerFixture, _ body: (BackgroundProcess) async throws -> Void) async throws {
-        let consumer = try await fixture.startConsumer()
+    func withConsumer(_ fixture: ConsumerFixture, environment: [String: String] = [:],
+                      _ body: (BackgroundProcess) async throws -> Void) async throws {
+        let consumer = try await fixture.startConsumer(environment: environment)
         do {
             try await body(consumer)
             if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
@@ -232,6 +233,47 @@ import Testing
                 #expect(third.last?.path == fixture.completes + "/report.1.csv")
                 #expect(FileManager.default.contents(atPath: fixture.completes + "/report.csv") == Data("v1".utf8))
                 #expect(FileManager.default.contents(atPath: fixture.completes + "/report.1.csv") == Data("v2".utf8))
+            }
+        }
+    }
+
+    @Test func theLftpEngineFetchesFilesAndDirectoriesWithAPasswordNobodyCanSeeInPs() async throws {
+        try #require(getuid() == 0, "password authentication needs the root-only test user; CI runs as root")
+        try await withConsumerFixture(remoteConfig: { server in
+            """
+            host = "127.0.0.1:\(server.port)"
+            username = "\(server.username)"
+            password_env = "KAFKASYNC_TEST_LFTP_PASSWORD"
+            known_hosts = "\(server.knownHosts)"
+            engine = "lftp"
+            """
+        }) { fixture in
+            let password = try #require(fixture.server.password)
+            let big = Data((0..<30_000_000).map { UInt8(truncatingIfNeeded: $0 &* 11) })
+            try fixture.server.serve("lftp big.bin", big)
+            try fixture.server.serve("folder/x.txt", Data("x".utf8))
+            try fixture.server.serve("folder/sub/y z.txt", Data("yz".utf8))
+            try await withConsumer(fixture, environment: ["KAFKASYNC_TEST_LFTP_PASSWORD": password]) { consumer in
+                let watching = Task {
+                    var seen: [String] = []
+                    while !Task.isCancelled {
+                        guard let ps = try? await runProcess("ps", ["-eo", "args"]) else { continue }
+                        seen += ps.stdout.split(separator: "\n").filter { $0.contains(password) }.map(String.init)
+                        if ps.stdout.contains("lftp") { seen.append("(lftp was running)") }
+                        try? await Task.sleep(for: .milliseconds(30))
+                    }
+                    return seen
+                }
+                try await fixture.publish([fixture.job("lftp big.bin"), fixture.job("folder", extra: ", \"kind\": \"directory\"")])
+                _ = try await fixture.read(fixture.topics.done, count: 2)
+                watching.cancel()
+                let seen = await watching.value
+                #expect(seen.contains("(lftp was running)"), "ps was sampled while lftp ran")
+                #expect(seen.filter { $0 != "(lftp was running)" }.isEmpty, "the password appeared in ps: \(seen)")
+                #expect(FileManager.default.contents(atPath: fixture.completes + "/lftp big.bin") == big)
+                #expect(FileManager.default.contents(atPath: fixture.completes + "/folder/sub/y z.txt") == Data("yz".utf8))
+                #expect(FileManager.default.contents(atPath: fixture.completes + "/folder/x.txt") == Data("x".utf8))
+                #expect(!consumer.stderr.contains(password), "the password appeared in the log")
             }
         }
     }

@@ -58,8 +58,9 @@ final class ConsumerFixture: Sendable {
     var incompletes: String { directory.file("incompletes") }
 
     /// Starts `kafkasync consumer` and waits for its "listening" line.
-    func startConsumer() async throws -> BackgroundProcess {
-        let process = try BackgroundProcess(try kafkasyncExecutable(), ["consumer", "--config", configPath])
+    func startConsumer(environment: [String: String] = [:]) async throws -> BackgroundProcess {
+        let process = try BackgroundProcess(try kafkasyncExecutable(), ["consumer", "--config", configPath],
+                                            environment: environment)
         let line = try await withTimeout(.seconds(30), "the consumer to listen") { await process.nextLine() }
         try #require(line?.contains("Kafka consumer is now listening for messages") == true,
                      "the consumer did not start: \(process.stderr)")
