@@ -49,6 +49,35 @@ public enum KafkaAdmin {
         }
     }
 
+    /// The offset after the last message of every partition of `topic` (its high watermark): a reader that has
+    /// reached these has read everything written so far.
+    public static func endOffsets(of topic: String, bootstrapServers: String, properties: [String: String] = [:],
+                                  timeout: Duration = .seconds(30), logger: Logger) async throws(KafkaError) -> [Int32: Int64] {
+        let sink = LogSink(logger: logger)
+        return try await runBlocking { () throws(KafkaError) -> [Int32: Int64] in
+            var settings = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            settings.append(("bootstrap.servers", bootstrapServers))
+            let conf = try NativeConfiguration.make(settings)
+            rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(sink).toOpaque())
+            let rk = try NativeConfiguration.newHandle(RD_KAFKA_PRODUCER, conf)
+            defer { rd_kafka_destroy(rk) }
+            guard let partitions = try partitionCounts(rk, timeout: timeout)[topic] else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, context: "topic \(topic) does not exist")
+            }
+            var ends: [Int32: Int64] = [:]
+            for partition in 0..<Int32(partitions) {
+                var low: Int64 = 0, high: Int64 = 0
+                let err = rd_kafka_query_watermark_offsets(rk, topic, partition, &low, &high, timeout.milliseconds)
+                guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                    throw KafkaError(err, context: "could not read the end of \(topic)[\(partition)]")
+                }
+                ends[partition] = high
+            }
+            return ends
+        }
+    }
+
     private static func partitionCounts(_ rk: OpaquePointer, timeout: Duration) throws(KafkaError) -> [String: Int] {
         var metadata: UnsafePointer<rd_kafka_metadata>?
         let err = rd_kafka_metadata(rk, 1, nil, &metadata, timeout.milliseconds)

@@ -6,6 +6,6 @@ struct KafkaSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kafkasync",
         abstract: "Event-driven file synchronization: jobs on Kafka, files from SFTP, atomically into place.",
-        subcommands: [ConsumerCommand.self, ProducerCommand.self, BrokerCommand.self, GetCommand.self, HistoryCommand.self, StatusCommand.self, ConfigCommand.self]
+        subcommands: [ConsumerCommand.self, ProducerCommand.self, DLQCommand.self, BrokerCommand.self, GetCommand.self, HistoryCommand.self, StatusCommand.self, ConfigCommand.self]
     )
 }

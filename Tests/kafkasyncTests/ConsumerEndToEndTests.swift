@@ -59,6 +59,8 @@ import Testing
                 #expect(history.stdout.split(separator: "\n").count == jobs.count, "the store agrees with the events")
                 #expect((try? FileManager.default.contentsOfDirectory(atPath: fixture.incompletes))?.isEmpty ?? true,
                         "nothing left in staging")
+                let logins = fixture.server.log.components(separatedBy: "Accepted publickey").count - 1
+                #expect((1...4).contains(logins), "505 jobs over at most num_threads pooled connections, not \(logins)")
                 #expect(await consumer.stop(signal: SIGTERM) == 0)
             }
         }
@@ -95,6 +97,27 @@ import Testing
                 try await fixture.publish([fixture.job("good.txt")])
                 _ = try await fixture.read(fixture.topics.done, count: 1)
                 #expect(FileManager.default.contents(atPath: fixture.completes + "/good.txt") == Data("good".utf8))
+
+                // `dlq list` shows them; once the missing file exists, `dlq replay` gets it done.
+                let listed = try await runProcess(try kafkasyncExecutable(), ["dlq", "list", "--json", "--config", fixture.configPath])
+                let lines = try listed.stdout.split(separator: "\n").map {
+                    try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+                }
+                #expect(Set(lines.compactMap { $0["reason"] as? String }) == Set(poison.map(\.1)), "\(listed.stderr)")
+                let missing = try #require(lines.first { $0["reason"] as? String == "no_such_file" })
+                #expect(missing["name"] as? String == "missing.bin" && missing["attempts"] as? Int == 1)
+                let table = try await runProcess(try kafkasyncExecutable(), ["dlq", "list", "--config", fixture.configPath])
+                #expect(table.stdout.contains("path_traversal") && table.stdout.contains("6 dead letter(s)"))
+
+                try fixture.server.serve("missing.bin", Data("found".utf8))
+                let replay = try await runProcess(try kafkasyncExecutable(), [
+                    "dlq", "replay", "--id", try #require(missing["position"] as? String), "--config", fixture.configPath,
+                ])
+                #expect(replay.status == 0 && replay.stdout.contains("replayed 1 of 1"), "\(replay.stdout)\(replay.stderr)")
+                _ = try await fixture.read(fixture.topics.done, count: 2)
+                #expect(FileManager.default.contents(atPath: fixture.completes + "/missing.bin") == Data("found".utf8))
+                let wrong = try await runProcess(try kafkasyncExecutable(), ["dlq", "replay", "--id", "9:999", "--config", fixture.configPath])
+                #expect(wrong.status == 1 && wrong.stderr.contains("no dead letter has position or job id 9:999"))
             }
         }
     }
@@ -217,22 +240,30 @@ import Testing
     }
 
     @Test func aRepeatedJobIsSkippedAndACollisionKeepsBothFiles() async throws {
-        try await withConsumerFixture { fixture in
+        try await withConsumerFixture(consumerConfig: "log_format = \"json\"") { fixture in
             try fixture.server.serve("report.csv", Data("v1".utf8))
             try await withConsumer(fixture) { _ in
                 try await fixture.publish([fixture.job("report.csv", hash: "same-job")])
                 _ = try await fixture.read(fixture.topics.done, count: 1)
                 try await fixture.publish([fixture.job("report.csv", hash: "same-job")])
                 let events = try await fixture.read(fixture.topics.done, count: 2).map { try DoneEvent.decode($0.value) }
-                #expect(events.map(\.status) == ["completed", "skipped"])
+                #expect(events.map(\.status).sorted() == ["completed", "skipped"])
 
                 // Another job, same name, different content: kept beside it with a numbered suffix.
                 try fixture.server.serve("report.csv", Data("v2".utf8))
                 try await fixture.publish([fixture.job("report.csv", hash: "another-job")])
                 let third = try await fixture.read(fixture.topics.done, count: 3).map { try DoneEvent.decode($0.value) }
-                #expect(third.last?.path == fixture.completes + "/report.1.csv")
+                #expect(third.first { $0.id == "another-job" }?.path == fixture.completes + "/report.1.csv")
                 #expect(FileManager.default.contents(atPath: fixture.completes + "/report.csv") == Data("v1".utf8))
                 #expect(FileManager.default.contents(atPath: fixture.completes + "/report.1.csv") == Data("v2".utf8))
+
+                // log_format = "json": every line of consumer.log is an object with the job's fields.
+                let log = try String(contentsOfFile: fixture.directory.file("consumer.log"), encoding: .utf8)
+                let objects = try log.split(separator: "\n").map {
+                    try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String], "\($0)")
+                }
+                #expect(objects.contains { $0["message"] == "transfer completed" && $0["job.name"] == "report.csv" })
+                #expect(objects.allSatisfy { $0["time"] != nil && $0["level"] != nil })
             }
         }
     }

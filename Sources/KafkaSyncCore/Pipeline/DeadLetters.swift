@@ -1,0 +1,67 @@
+import Foundation
+import KafkaClient
+import Logging
+
+/// One record of `<topic>.dlq`: the job as it was published and why it was given up.
+public struct DeadLetter: Sendable, Equatable {
+    /// Its position in the dead-letter topic (`partition:offset`), unique.
+    public var position: String
+    /// The job message exactly as it was published.
+    public var value: [UInt8]
+    /// Its key.
+    public var key: [UInt8]?
+    /// The reason code (`no_such_file`, `attempts_exhausted`, …).
+    public var reason: String
+    /// `permanent` or `transient`.
+    public var errorClass: String
+    /// The last failure's message.
+    public var error: String
+    /// Attempts made.
+    public var attempts: Int
+    /// `topic[partition]@offset` where the job was first published.
+    public var origin: String
+    /// ISO 8601 times.
+    public var firstFailure: String
+    public var lastFailure: String
+    /// The job id, when the message is a valid job.
+    public var jobID: String?
+    /// The job name, when the message is a valid job.
+    public var name: String?
+
+    init(_ message: KafkaMessage) {
+        position = "\(message.partition):\(message.offset)"
+        value = message.value
+        key = message.key
+        reason = message.header(JobHeader.reason) ?? "unknown"
+        errorClass = message.header(JobHeader.errorClass) ?? ""
+        error = message.header(JobHeader.error) ?? ""
+        attempts = message.header(JobHeader.attempt).flatMap(Int.init) ?? 1
+        origin = "\(message.header(JobHeader.originalTopic) ?? "?")[\(message.header(JobHeader.originalPartition) ?? "?")]@\(message.header(JobHeader.originalOffset) ?? "?")"
+        firstFailure = message.header(JobHeader.firstFailure) ?? ""
+        lastFailure = message.header(JobHeader.lastFailure) ?? ""
+        let job = try? TransferJob.decode(message.value)
+        jobID = job?.id
+        name = job?.name
+    }
+
+    /// Reads every record the dead-letter topic holds now, oldest first per partition, without committing
+    /// anything (a throwaway consumer group).
+    public static func readAll(topic: String, bootstrapServers: String, properties: [String: String],
+                               logger: Logger) async throws -> [DeadLetter] {
+        let ends = try await KafkaAdmin.endOffsets(of: topic, bootstrapServers: bootstrapServers,
+                                                   properties: properties, logger: logger)
+        var remaining = ends.filter { $0.value > 0 }
+        guard !remaining.isEmpty else { return [] }
+        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(
+            bootstrapServers: bootstrapServers, groupID: "kafkasync-dlq-reader-\(UUID().uuidString.prefix(8))",
+            topics: [topic], properties: properties.merging(["enable.auto.commit": "false"]) { $1 }), logger: logger)
+        var letters: [DeadLetter] = []
+        for await message in consumer.messages {
+            letters.append(DeadLetter(message))
+            if let end = remaining[message.partition], message.offset + 1 >= end { remaining[message.partition] = nil }
+            if remaining.isEmpty { break }
+        }
+        await consumer.close()
+        return letters.sorted { ($0.lastFailure, $0.position) < ($1.lastFailure, $1.position) }
+    }
+}
