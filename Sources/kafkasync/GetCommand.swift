@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import KafkaSyncCore
 import Logging
-import SFTPClient
+import Synchronization
 
 /// `kafkasync get`: a one-off download with the native engine.
 struct GetCommand: AsyncParsableCommand {
@@ -10,8 +10,9 @@ struct GetCommand: AsyncParsableCommand {
         commandName: "get",
         abstract: "Download one remote file or directory over SFTP with the native engine.",
         discussion: """
-            Files land in --to as <name> (a partial download is kept as .<name>.partial and resumed). \
-            Connection settings come from the flags, or from [remotes.NAME] with --config and --remote.
+            The download is staged in --to as .<name>.partial/ (resumed when it exists) and renamed to <name> when \
+            whole. Files of at least 64 MiB are fetched in --segments parallel ranges. Connection settings come \
+            from the flags, or from [remotes.NAME] with --config and --remote.
             """
     )
 
@@ -19,6 +20,7 @@ struct GetCommand: AsyncParsableCommand {
     var url: String
 
     @Option(help: "Folder to download into.") var to = "."
+    @Option(help: "Parallel connections for a large file, parallel files for a directory.") var segments = 4
     @Option(help: "Private key file (ed25519 or ECDSA).") var identity: String?
     @Option(name: .customLong("known-hosts"), help: "known_hosts file (default ~/.ssh/known_hosts).") var knownHosts: String?
     @Option(name: .customLong("host-key-policy"), help: "strict (default) or accept-new.") var hostKeyPolicy = "strict"
@@ -27,9 +29,11 @@ struct GetCommand: AsyncParsableCommand {
     @Option(help: "The configuration file (with --remote).") var config = "./config.toml"
 
     func validate() throws {
-        guard ["strict", "accept-new"].contains(hostKeyPolicy) else {
+        guard let policy = HostKeyPolicy(rawValue: hostKeyPolicy) else {
             throw ValidationError("--host-key-policy \(hostKeyPolicy): expected strict or accept-new")
         }
+        _ = policy
+        guard (1...64).contains(segments) else { throw ValidationError("--segments must be 1...64, not \(segments)") }
         guard let components = URLComponents(string: url), components.scheme == "sftp", !components.path.isEmpty else {
             throw ValidationError("\(url) is not an sftp://[user@]host[:port]/path URL")
         }
@@ -40,105 +44,114 @@ struct GetCommand: AsyncParsableCommand {
         let components = URLComponents(string: url)!
         var path = components.percentEncodedPath.removingPercentEncoding ?? components.path
         if path.hasPrefix("/~/") { path = String(path.dropFirst(3)) }
-        let settings: SSHConnectionConfiguration
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let name = (path as NSString).lastPathComponent
+        let parent = (path as NSString).deletingLastPathComponent
+        let folder = URL(fileURLWithPath: to).standardizedFileURL.path
+        let remoteConfig = try remoteSettings(components)
+        let job: TransferJob
         do {
-            settings = try connectionSettings(components)
-        } catch let error as SFTPError {
-            printError("kafkasync: \(error.message)")
-            throw ExitCode(1)
-        }
-        let started = ContinuousClock.now
-        let bytes: Int64
-        do {
-            bytes = try await download(path, settings: settings)
+            job = try TransferJob(name: name, location: parent.isEmpty ? "." : parent)
         } catch {
-            printError("kafkasync: \((error as? SFTPError)?.message ?? "\(error)")")
+            printError("kafkasync: \(path) cannot be downloaded: \(error.message)")
             throw ExitCode(1)
         }
+        let request = TransferRequest(job: job, remote: remoteConfig,
+                                      stagingFolder: (folder as NSString).appendingPathComponent(".\(name).partial"),
+                                      parallelism: segments, segmentThreshold: 64 << 20)
+        let engine = NativeEngine(poolSize: segments, logger: makeLogger("kafkasync.get", level: .error))
+        let bar = ProgressBar(name: name, enabled: isatty(STDERR_FILENO) == 1)
+        let started = ContinuousClock.now
+        let staged: StagedTransfer
+        do {
+            staged = try await engine.transfer(request) { bar.update($0) }
+        } catch {
+            await engine.shutdown()
+            bar.finish()
+            printError("kafkasync: \(error.message) [\(error.code)]")
+            throw ExitCode(1)
+        }
+        await engine.shutdown()
+        bar.finish()
+        let target = (folder as NSString).appendingPathComponent(name)
+        guard rename(staged.path, target) == 0 else {
+            printError("kafkasync: cannot move \(staged.path) to \(target): \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        try? FileManager.default.removeItem(atPath: request.stagingFolder)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        let rate = seconds > 0 ? Double(bytes) / seconds / 1_000_000 : 0
-        printNow(String(format: "%@: %lld bytes in %.2f s (%.1f MB/s)", (path as NSString).lastPathComponent, bytes,
-                        seconds, rate))
+        let rate = seconds > 0 ? Double(staged.bytesTransferred) / seconds / 1_000_000 : 0
+        printNow(String(format: "%@: %lld bytes in %.2f s (%.1f MB/s, peak RSS %@)", name, staged.bytesTransferred, seconds,
+                        rate, HumanFormat.bytes(peakResidentBytes())))
     }
 
-    /// Connects, downloads and disconnects. - Returns: the bytes downloaded.
-    private func download(_ path: String, settings: SSHConnectionConfiguration) async throws -> Int64 {
-        let connection = try await SSHConnection.connect(settings, logger: makeLogger("kafkasync.get", level: .error))
-        do {
-            let session = try await connection.openSFTP()
-            let bytes = try await Fetcher(session: session).fetch(path, into: URL(fileURLWithPath: to).standardizedFileURL.path)
-            await connection.close()
-            return bytes
-        } catch {
-            await connection.close()
-            throw error
-        }
-    }
-
-    private func connectionSettings(_ components: URLComponents) throws -> SSHConnectionConfiguration {
+    /// The remote from --config/--remote, or from the URL and flags.
+    private func remoteSettings(_ components: URLComponents) throws -> RemoteConfig {
         if let remote {
             let loaded = try ConfigOptions(config: config).load()
             guard let remoteConfig = loaded.remote(named: remote) else {
                 printError("kafkasync: no remote \(remote) in \(config)")
                 throw ExitCode(1)
             }
-            return try remoteConfig.connectionConfiguration()
+            return remoteConfig
         }
-        let host = components.host!
-        let port = components.port ?? 22
-        var credentials: [SSHCredential] = []
-        if let identity {
-            let text = (try? String(contentsOfFile: identity, encoding: .utf8)) ?? ""
-            credentials.append(.privateKey(try OpenSSHPrivateKey.parse(text, name: identity), path: identity))
-        }
+        var password: Secret?
         if let passwordEnv {
-            guard let password = ProcessInfo.processInfo.environment[passwordEnv], !password.isEmpty else {
-                throw SFTPError(.authenticationFailed, "--password-env \(passwordEnv): that variable is not set")
+            guard let value = ProcessInfo.processInfo.environment[passwordEnv], !value.isEmpty else {
+                printError("kafkasync: --password-env \(passwordEnv): that variable is not set")
+                throw ExitCode(1)
             }
-            credentials.append(.password(password))
+            password = Secret(value)
         }
-        let user = components.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
-        return SSHConnectionConfiguration(
-            host: host, port: port, username: user, credentials: credentials,
-            hostKeyVerifier: HostKeyVerifier(host: host, port: port, knownHosts: knownHosts,
-                                             trust: hostKeyPolicy == "accept-new" ? .acceptNew : .strict))
+        return RemoteConfig(name: "get", host: components.host!, port: components.port ?? 22,
+                            username: components.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root",
+                            password: password, privateKey: identity, knownHosts: knownHosts,
+                            hostKeyPolicy: HostKeyPolicy(rawValue: hostKeyPolicy) ?? .strict)
     }
 }
 
-/// Downloads a file, or a directory tree one file at a time, with a progress line on a terminal.
-struct Fetcher {
-    let session: SFTPSession
-    private let showProgress = isatty(STDERR_FILENO) == 1
+/// The most memory this process has held (VmHWM of /proc/self/status), or 0 when unknown.
+func peakResidentBytes() -> Int64 {
+    let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+          let kib = Int64(line.split(whereSeparator: \.isWhitespace).dropFirst().first ?? "") else { return 0 }
+    return kib * 1024
+}
 
-    init(session: SFTPSession) { self.session = session }
+/// A one-line progress bar on a terminal: bytes of total, percent, rate; redrawn at most 10 times a second.
+final class ProgressBar: Sendable {
+    private let name: String
+    private let enabled: Bool
+    private let state = Mutex<(started: ContinuousClock.Instant, drawn: ContinuousClock.Instant?)>((.now, nil))
 
-    /// - Returns: the bytes downloaded.
-    func fetch(_ remote: String, into folder: String) async throws(SFTPError) -> Int64 {
-        let name = (remote as NSString).lastPathComponent
-        let target = (folder as NSString).appendingPathComponent(name)
-        if try await session.attributes(remote).isDirectory {
-            do {
-                try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-            } catch {
-                throw SFTPError(.failure, "cannot create \(target): \(error.localizedDescription)")
-            }
-            var total: Int64 = 0
-            for entry in try await session.listDirectory(remote) where entry.attributes.isDirectory || entry.attributes.isRegularFile {
-                total += try await fetch((remote as NSString).appendingPathComponent(entry.name), into: target)
-            }
-            return total
+    init(name: String, enabled: Bool) {
+        self.name = name
+        self.enabled = enabled
+    }
+
+    func update(_ progress: TransferProgress) {
+        guard enabled else { return }
+        let elapsed: Duration? = state.withLock { state in
+            let now = ContinuousClock.now
+            if let drawn = state.drawn, now - drawn < .milliseconds(100) { return nil }
+            state.drawn = now
+            return now - state.started
         }
-        let partial = (folder as NSString).appendingPathComponent(".\(name).partial")
-        let resumeFrom = (try? FileManager.default.attributesOfItem(atPath: partial)[.size] as? Int64) ?? 0
-        let show = showProgress
-        let size = try await session.download(remote, to: partial, offset: resumeFrom) { bytes in
-            if show { FileHandle.standardError.write(Data("\r\(name): \(bytes + resumeFrom) bytes".utf8)) }
+        guard let elapsed else { return }
+        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 0.001)
+        let rate = HumanFormat.rate(Double(progress.bytes) / seconds)
+        var line = "\r\(name): \(HumanFormat.bytes(progress.bytes))"
+        if let total = progress.totalBytes, total > 0 {
+            let fraction = min(1, Double(progress.bytes) / Double(total))
+            let filled = Int(fraction * 30)
+            line += " of \(HumanFormat.bytes(total)) [" + String(repeating: "#", count: filled)
+                + String(repeating: ".", count: 30 - filled) + String(format: "] %3.0f%%", fraction * 100)
         }
-        if show { FileHandle.standardError.write(Data("\n".utf8)) }
-        guard rename(partial, target) == 0 else {
-            throw SFTPError(.failure, "cannot move \(partial) to \(target): \(String(cString: strerror(errno)))")
-        }
-        return size - resumeFrom
+        FileHandle.standardError.write(Data((line + "  \(rate)\u{1B}[K").utf8))
+    }
+
+    func finish() {
+        if enabled && state.withLock({ $0.drawn }) != nil { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 }

@@ -39,7 +39,8 @@ import Testing
             try server.serve("big.bin", contents)
             let out = server.directory.file("out")
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try contents.prefix(300_000).write(to: URL(fileURLWithPath: out + "/.big.bin.partial"))
+            try FileManager.default.createDirectory(atPath: out + "/.big.bin.partial", withIntermediateDirectories: true)
+            try contents.prefix(300_000).write(to: URL(fileURLWithPath: out + "/.big.bin.partial/big.bin"))
             let result = try await get(server, server.dataPath("big.bin"), to: out)
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("700000 bytes"), "only the missing part was fetched")
@@ -69,6 +70,57 @@ import Testing
             let badURL = try await runProcess(try kafkasyncExecutable(), ["get", "http://x/y"])
             #expect(badURL.status != 0)
             #expect(badURL.stderr.contains("sftp://"))
+        }
+    }
+
+    @Test(arguments: ["1", "4"])
+    func a200MiBFileArrivesWholeWithBoundedMemory(segments: String) async throws {
+        try await withSSHServer { server in
+            try FileManager.default.createDirectory(atPath: server.dataPath(""), withIntermediateDirectories: true)
+            let source = server.dataPath("big.bin")
+            #expect(try await runProcess("sh", ["-c", "head -c 209715200 /dev/urandom > '\(source)' && chmod 644 '\(source)'"]).status == 0)
+            let out = server.directory.file("out")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            let result = try await get(server, source, to: out, extra: ["--segments", segments])
+            #expect(result.status == 0, "\(result.stderr)")
+            // The summary ends with the process's own peak RSS (VmHWM), e.g. "peak RSS 44.6 MiB)".
+            let peak = result.stdout.components(separatedBy: "peak RSS ").last?.split(separator: " ").first.flatMap { Double($0) }
+            let unit = result.stdout.components(separatedBy: "peak RSS ").last?.split(separator: " ").dropFirst().first ?? ""
+            #expect(unit.hasPrefix("MiB") && (peak ?? 1000) < 100, "peak RSS within 100 MiB: \(result.stdout)")
+            #expect(try await runProcess("cmp", [source, out + "/big.bin"]).status == 0, "content equal")
+            #expect(!FileManager.default.fileExists(atPath: out + "/.big.bin.partial"), "staging removed")
+        }
+    }
+
+    @Test func anInterruptedSegmentedDownloadResumesFromItsStateFile() async throws {
+        try await withSSHServer { server in
+            try FileManager.default.createDirectory(atPath: server.dataPath(""), withIntermediateDirectories: true)
+            let source = server.dataPath("seg.bin")
+            #expect(try await runProcess("sh", ["-c", "head -c 150000000 /dev/urandom > '\(source)' && chmod 644 '\(source)'"]).status == 0)
+            let out = server.directory.file("out")
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            // What an interrupted run leaves: the partial file at full size with the first half of each range on
+            // disk (the rest zeros), and the state file saying so.
+            let staging = out + "/.seg.bin.partial"
+            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            let quarter = 37_500_000
+            var ranges: [[String: Int]] = []
+            var script = "truncate -s 150000000 '\(staging)/seg.bin'"
+            for index in 0..<4 {
+                let start = index * quarter
+                ranges.append(["start": start, "end": start + quarter, "done": start + quarter / 2])
+                script += " && dd if='\(source)' of='\(staging)/seg.bin' bs=250000 skip=\(start / 250_000) seek=\(start / 250_000) count=\(quarter / 2 / 250_000) conv=notrunc status=none"
+            }
+            #expect(try await runProcess("sh", ["-c", script]).status == 0)
+            let state = try JSONSerialization.data(withJSONObject: ["size": 150_000_000, "ranges": ranges])
+            try state.write(to: URL(fileURLWithPath: staging + "/.seg.bin.segments"))
+
+            let resumed = try await get(server, source, to: out, extra: ["--segments", "4"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let fetched = Int(resumed.stdout.split(separator: " ").dropFirst().first ?? "") ?? -1
+            #expect(fetched == 75_000_000, "only the missing halves were fetched: \(resumed.stdout)")
+            #expect(!FileManager.default.fileExists(atPath: staging), "the state file and staging are gone")
+            #expect(try await runProcess("cmp", [source, out + "/seg.bin"]).status == 0, "content equal")
         }
     }
 }

@@ -110,6 +110,27 @@ public struct RemoteConfig: Sendable, Equatable {
     public var hostKeyPolicy: HostKeyPolicy
     /// `engine`.
     public var engine: TransferEngineKind
+
+    /// A remote built in code (`kafkasync get` builds one from its flags).
+    public init(name: String, host: String, port: Int = 22, username: String, password: Secret? = nil,
+                passwordSource: SecretSource? = nil, privateKey: String? = nil, privateKeyPassphrase: Secret? = nil,
+                privateKeyPassphraseSource: SecretSource? = nil, knownHosts: String? = nil,
+                hostKeyFingerprint: String? = nil, hostKeyPolicy: HostKeyPolicy = .strict,
+                engine: TransferEngineKind = .native) {
+        self.name = name
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.passwordSource = passwordSource
+        self.privateKey = privateKey
+        self.privateKeyPassphrase = privateKeyPassphrase
+        self.privateKeyPassphraseSource = privateKeyPassphraseSource
+        self.knownHosts = knownHosts
+        self.hostKeyFingerprint = hostKeyFingerprint
+        self.hostKeyPolicy = hostKeyPolicy
+        self.engine = engine
+    }
 }
 
 /// `[locations]`: absolute folder paths.

@@ -16,7 +16,7 @@ public struct LftpEngine: TransferEngine {
         self.executable = executable
     }
 
-    public func transfer(_ request: TransferRequest, progress: @escaping @Sendable (Int64) -> Void)
+    public func transfer(_ request: TransferRequest, progress: @escaping @Sendable (TransferProgress) -> Void)
         async throws(TransferFailure) -> StagedTransfer
     {
         let remote = request.remote
@@ -40,7 +40,7 @@ public struct LftpEngine: TransferEngine {
         _ = try await run(request, [command])
         let files = Self.files(under: request.stagedPath, isDirectory: isDirectory)
         let total = files.values.reduce(0, +)
-        progress(total)
+        progress(TransferProgress(bytes: total, totalBytes: total))
         return StagedTransfer(kind: isDirectory ? .directory : .file, path: request.stagedPath, files: files,
                               bytesTransferred: total)
     }

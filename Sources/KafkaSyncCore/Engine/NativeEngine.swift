@@ -17,7 +17,7 @@ public final class NativeEngine: TransferEngine {
         self.logger = logger
     }
 
-    public func transfer(_ request: TransferRequest, progress: @escaping @Sendable (Int64) -> Void)
+    public func transfer(_ request: TransferRequest, progress: @escaping @Sendable (TransferProgress) -> Void)
         async throws(TransferFailure) -> StagedTransfer
     {
         let pool = try pool(for: request.remote)
@@ -33,24 +33,23 @@ public final class NativeEngine: TransferEngine {
                 throw TransferFailure(.permanent, code: "wrong_kind", "\(remotePath) is not a directory, the job says directory")
             default: break
             }
-            let received = Atomic<Int64>(0)
-            let report: @Sendable (Int64) -> Void = { delta in
-                progress(received.add(delta, ordering: .relaxed).newValue)
-            }
+            let counter = ProgressCounter(progress)
+            let plan = FetchPlan(pool: pool, parallelism: request.parallelism,
+                                 segmentThreshold: request.segmentThreshold, counter: counter)
             if attributes.isDirectory {
-                let files = try await mirror(remotePath, attributes: attributes, into: request.stagedPath, pool: pool,
-                                             parallelism: request.parallelism, report: report)
+                let files = try await mirror(remotePath, attributes: attributes, into: request.stagedPath, plan: plan)
                 return StagedTransfer(kind: .directory, path: request.stagedPath, files: files,
-                                      bytesTransferred: received.load(ordering: .relaxed))
+                                      bytesTransferred: counter.received)
             }
             guard attributes.isRegularFile else {
                 throw TransferFailure(.permanent, code: "not_a_file", "\(remotePath) is neither a file nor a directory")
             }
             try createFolder(request.stagingFolder)
-            let size = try await fetchFile(remotePath, attributes: attributes, to: request.stagedPath, pool: pool,
-                                           report: report)
+            counter.addTotal(attributes.size ?? 0)
+            let size = try await fetchFile(remotePath, attributes: attributes, to: request.stagedPath, plan: plan,
+                                           segments: request.parallelism)
             return StagedTransfer(kind: .file, path: request.stagedPath, files: ["": size],
-                                  bytesTransferred: received.load(ordering: .relaxed))
+                                  bytesTransferred: counter.received)
         } catch let error as SFTPError {
             throw TransferFailure(error)
         } catch let error as TransferFailure {
@@ -84,20 +83,35 @@ public final class NativeEngine: TransferEngine {
         }
     }
 
-    /// Downloads one file, resuming from what `local` holds when that is not longer than the remote file,
-    /// and gives it the remote modification time.
+    /// What every file of one transfer shares.
+    struct FetchPlan: Sendable {
+        let pool: SFTPConnectionPool
+        let parallelism: Int
+        let segmentThreshold: Int64
+        let counter: ProgressCounter
+    }
+
+    /// Downloads one file and gives it the remote modification time. A file at least `segmentThreshold` large
+    /// is fetched in `segments` byte ranges at once (a state file beside it records what is done); a smaller one
+    /// in one stream, resuming from what `local` holds when that is not longer than the remote file.
     /// - Returns: the size of the local file.
-    private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String,
-                           pool: SFTPConnectionPool, report: @escaping @Sendable (Int64) -> Void) async throws -> Int64 {
-        var have = (try? FileManager.default.attributesOfItem(atPath: local)[.size] as? Int64) ?? 0
-        if let size = attributes.size, have > size { have = 0 }  // the remote file shrank: start over
-        if have > 0 && have == attributes.size {
-            report(0)
+    private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String, plan: FetchPlan,
+                           segments: Int) async throws -> Int64 {
+        let size = attributes.size ?? 0
+        let stateFile = SegmentState.path(beside: local)
+        if segments > 1 && size >= plan.segmentThreshold || FileManager.default.fileExists(atPath: stateFile) {
+            try await fetchSegments(remote, size: size, to: local, stateFile: stateFile, segments: max(1, segments),
+                                    plan: plan)
         } else {
-            let reported = Atomic<Int64>(0)
-            _ = try await pool.withSession { session throws(SFTPError) in
-                try await session.download(remote, to: local, offset: have) { bytes in
-                    report(bytes - reported.exchange(bytes, ordering: .relaxed))
+            var have = (try? FileManager.default.attributesOfItem(atPath: local)[.size] as? Int64) ?? 0
+            if have > size { have = 0 }  // the remote file shrank: start over
+            plan.counter.addPresent(have)
+            if have < size || attributes.size == nil || (have == 0 && size == 0) {
+                let reported = Atomic<Int64>(0)
+                _ = try await plan.pool.withSession { session throws(SFTPError) in
+                    try await session.download(remote, to: local, offset: have) { bytes in
+                        plan.counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
+                    }
                 }
             }
         }
@@ -105,18 +119,65 @@ public final class NativeEngine: TransferEngine {
         return (try? FileManager.default.attributesOfItem(atPath: local)[.size] as? Int64) ?? 0
     }
 
+    /// Fetches the unfinished ranges of a segmented download in parallel, each on a pooled session.
+    private func fetchSegments(_ remote: String, size: Int64, to local: String, stateFile: String, segments: Int,
+                               plan: FetchPlan) async throws {
+        let state: SegmentState
+        if let saved = SegmentState.load(stateFile), saved.size == size,
+           FileManager.default.fileExists(atPath: local) {
+            state = saved
+        } else {
+            state = SegmentState(size: size, segments: segments)
+            try? FileManager.default.removeItem(atPath: local)
+            guard FileManager.default.createFile(atPath: local, contents: nil), truncate(local, off_t(size)) == 0 else {
+                throw TransferFailure.local("cannot create \(local)")
+            }
+        }
+        plan.counter.addPresent(state.doneBytes)
+        try state.save(stateFile)
+        let shared = SharedSegmentState(state, file: stateFile)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, range) in state.ranges.enumerated() where range.done < range.end {
+                group.addTask {
+                    let reported = Atomic<Int64>(0)
+                    let end = try await plan.pool.withSession { session throws(SFTPError) in
+                        // The ranges share one read window's worth of memory between them.
+                        try await session.download(remote, to: local, range: range.done..<range.end,
+                                                   window: max(8, 32 / state.ranges.count)) { bytes in
+                            plan.counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
+                            // Everything but the chunk being written is on disk (writes are in order).
+                            shared.advance(index, to: range.done + max(0, bytes - Int64(session.maximumReadLength)))
+                        }
+                    }
+                    guard end == range.end else {
+                        throw TransferFailure(.transient, code: "remote_changed",
+                                              "\(remote) ended at byte \(end), before \(range.end): it changed while downloading")
+                    }
+                    shared.advance(index, to: range.end)
+                }
+            }
+            do {
+                try await group.waitForAll()
+            } catch {
+                shared.save()
+                throw error
+            }
+        }
+        try? FileManager.default.removeItem(atPath: stateFile)
+    }
+
     /// Mirrors a remote directory tree: folders first, then up to `parallelism` files at a time; regular files
     /// and folders only (links and devices are skipped). Modification times are kept.
     /// - Returns: every file's size by path relative to `local`.
-    private func mirror(_ remote: String, attributes: SFTPFileAttributes, into local: String, pool: SFTPConnectionPool,
-                        parallelism: Int, report: @escaping @Sendable (Int64) -> Void) async throws -> [String: Int64] {
+    private func mirror(_ remote: String, attributes: SFTPFileAttributes, into local: String,
+                        plan: FetchPlan) async throws -> [String: Int64] {
         var folders: [(relative: String, attributes: SFTPFileAttributes)] = [("", attributes)]
         var files: [(relative: String, attributes: SFTPFileAttributes)] = []
         var index = 0
         while index < folders.count {
             let relative = folders[index].relative
             index += 1
-            let entries = try await pool.withSession { session throws(SFTPError) in
+            let entries = try await plan.pool.withSession { session throws(SFTPError) in
                 try await session.listDirectory(join(remote, relative))
             }
             for entry in entries {
@@ -125,6 +186,7 @@ public final class NativeEngine: TransferEngine {
                     folders.append((path, entry.attributes))
                 } else if entry.attributes.isRegularFile {
                     files.append((path, entry.attributes))
+                    plan.counter.addTotal(entry.attributes.size ?? 0)
                 } else {
                     logger.debug("skipping what is neither a file nor a folder", metadata: ["sftp.path": "\(join(remote, path))"])
                 }
@@ -137,11 +199,12 @@ public final class NativeEngine: TransferEngine {
             func startNext() {
                 guard let (relative, attributes) = pending.popFirst() else { return }
                 group.addTask {
+                    // Files of a tree run side by side already: each is one stream.
                     (relative, try await self.fetchFile(join(remote, relative), attributes: attributes,
-                                                        to: join(local, relative), pool: pool, report: report))
+                                                        to: join(local, relative), plan: plan, segments: 1))
                 }
             }
-            for _ in 0..<max(1, parallelism) { startNext() }
+            for _ in 0..<max(1, plan.parallelism) { startNext() }
             while let (relative, size) = try await group.next() {
                 sizes[relative] = size
                 startNext()
@@ -151,6 +214,98 @@ public final class NativeEngine: TransferEngine {
             if let modified = folder.attributes.modificationTime { setModificationTime(join(local, folder.relative), modified) }
         }
         return sizes
+    }
+}
+
+/// A segmented download's state, advanced by its parallel ranges and saved at most once a second.
+final class SharedSegmentState: Sendable {
+    private let state: Mutex<(value: SegmentState, saved: ContinuousClock.Instant)>
+    private let file: String
+
+    init(_ state: SegmentState, file: String) {
+        self.state = Mutex((state, .now))
+        self.file = file
+    }
+
+    func advance(_ index: Int, to done: Int64) {
+        let due: SegmentState? = state.withLock { state in
+            state.value.ranges[index].done = max(state.value.ranges[index].done, done)
+            guard ContinuousClock.now - state.saved > .seconds(1) else { return nil }
+            state.saved = .now
+            return state.value
+        }
+        try? due?.save(file)
+    }
+
+    func save() { try? state.withLock { $0.value }.save(file) }
+}
+
+/// Counts the bytes of one transfer from many concurrent streams and reports them.
+final class ProgressCounter: Sendable {
+    private let present = Atomic<Int64>(0)
+    private let receivedBytes = Atomic<Int64>(0)
+    private let total = Atomic<Int64>(0)
+    private let report: @Sendable (TransferProgress) -> Void
+
+    init(_ report: @escaping @Sendable (TransferProgress) -> Void) { self.report = report }
+
+    /// New bytes received in this attempt.
+    var received: Int64 { receivedBytes.load(ordering: .relaxed) }
+
+    func addTotal(_ bytes: Int64) { total.add(bytes, ordering: .relaxed) }
+
+    /// Bytes an earlier attempt left.
+    func addPresent(_ bytes: Int64) {
+        let now = present.add(bytes, ordering: .relaxed).newValue
+        report(TransferProgress(bytes: now, totalBytes: total.load(ordering: .relaxed)))
+    }
+
+    func addReceived(_ bytes: Int64) {
+        receivedBytes.add(bytes, ordering: .relaxed)
+        let now = present.add(bytes, ordering: .relaxed).newValue
+        report(TransferProgress(bytes: now, totalBytes: total.load(ordering: .relaxed)))
+    }
+}
+
+/// The state of a segmented download, kept as JSON beside the partial file (`.NAME.segments`): each range and
+/// how much of it is on disk, so a restarted download fetches only the rest.
+struct SegmentState: Codable, Sendable, Equatable {
+    struct Range: Codable, Sendable, Equatable {
+        var start: Int64
+        var end: Int64
+        var done: Int64
+    }
+
+    var size: Int64
+    var ranges: [Range]
+
+    /// `segments` nearly equal ranges of a file of `size` bytes.
+    init(size: Int64, segments: Int) {
+        self.size = size
+        let count = Int64(max(1, segments))
+        let step = (size + count - 1) / count
+        ranges = stride(from: Int64(0), to: max(size, 1), by: Int(max(step, 1))).map {
+            Range(start: $0, end: min($0 + step, size), done: $0)
+        }
+    }
+
+    var doneBytes: Int64 { ranges.reduce(0) { $0 + ($1.done - $1.start) } }
+
+    static func path(beside local: String) -> String {
+        join((local as NSString).deletingLastPathComponent, ".\((local as NSString).lastPathComponent).segments")
+    }
+
+    static func load(_ path: String) -> SegmentState? {
+        FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(SegmentState.self, from: $0) }
+    }
+
+    /// Writes the state by rename, so a crash leaves the old or the new state, never half of one.
+    func save(_ path: String) throws(TransferFailure) {
+        guard let data = try? JSONEncoder().encode(self) else { return }
+        let temporary = path + ".tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: data), rename(temporary, path) == 0 else {
+            throw TransferFailure.local("cannot record the download state in \(path)")
+        }
     }
 }
 

@@ -84,11 +84,25 @@ public struct StagedTransfer: Sendable, Equatable {
     public var totalBytes: Int64 { files.values.reduce(0, +) }
 }
 
+/// How far a transfer is.
+public struct TransferProgress: Sendable, Equatable {
+    /// Bytes in the staging folder so far (including what an earlier attempt left).
+    public var bytes: Int64
+    /// The size of the whole file or tree, once known.
+    public var totalBytes: Int64?
+
+    /// Creates a progress report.
+    public init(bytes: Int64, totalBytes: Int64?) {
+        self.bytes = bytes
+        self.totalBytes = totalBytes
+    }
+}
+
 /// Downloads a job's remote file or directory into its staging folder.
 public protocol TransferEngine: Sendable {
     /// Downloads, resuming what the staging folder holds.
-    /// - Parameter progress: called with the bytes received so far in this attempt.
-    func transfer(_ request: TransferRequest, progress: @escaping @Sendable (Int64) -> Void)
+    /// - Parameter progress: called as bytes arrive (often: throttle before doing anything costly).
+    func transfer(_ request: TransferRequest, progress: @escaping @Sendable (TransferProgress) -> Void)
         async throws(TransferFailure) -> StagedTransfer
     /// Closes connections.
     func shutdown() async

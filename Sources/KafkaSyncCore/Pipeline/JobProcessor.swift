@@ -107,10 +107,10 @@ public final class JobProcessor: Sendable {
                                       parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold)
         let store = self.store
         let throttle = self.throttle
-        let progress: @Sendable (Int64) -> Void = { bytes in
+        let progress: @Sendable (TransferProgress) -> Void = { progress in
             let now = Date()
             guard throttle.shouldWrite(jobID: job.id, at: now) else { return }
-            Task { try? await store.updateProgress(jobID: job.id, bytesTransferred: bytes, at: now) }
+            Task { try? await store.updateProgress(jobID: job.id, bytesTransferred: progress.bytes, at: now) }
         }
         let hadPartial = FileManager.default.fileExists(atPath: request.stagingFolder)
         var staged = try await engine.transfer(request, progress: progress)

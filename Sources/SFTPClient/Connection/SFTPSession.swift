@@ -184,17 +184,36 @@ public final class SFTPSession: Sendable {
     /// - Returns: the size of the local file when done.
     public func download(_ remotePath: String, to localPath: String, offset: Int64 = 0, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
+        try await read(remotePath, into: localPath, truncatingTo: offset, from: offset, to: nil, window: window,
+                       progress: progress)
+    }
+
+    /// Downloads the bytes `range` of `remotePath` into the same positions of `localPath`, leaving the rest of
+    /// the local file alone (for segmented downloads: several ranges into one file at once).
+    /// - Returns: the end of the range.
+    public func download(_ remotePath: String, to localPath: String, range: Range<Int64>, window: Int = 32,
+                         progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
+        try await read(remotePath, into: localPath, truncatingTo: nil, from: range.lowerBound, to: range.upperBound,
+                       window: window, progress: progress)
+    }
+
+    private func read(_ remotePath: String, into localPath: String, truncatingTo length: Int64?, from start: Int64,
+                      to end: Int64?, window: Int, progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
         let handle = try expectHandle(try await request({
             .open(id: $0, path: remotePath, flags: .read, attributes: .empty)
         }), path: remotePath)
-        let size = try? expectAttributes(try await request({ .fstat(id: $0, handle: handle) }), path: remotePath).size
-        let file = try LocalFile(path: localPath, truncateTo: offset)
+        var size = end.map { UInt64($0) }
+        if size == nil {
+            size = try? expectAttributes(try await request({ .fstat(id: $0, handle: handle) }), path: remotePath).size
+        }
+        let file = try LocalFile(path: localPath, truncateTo: length)
         do {
-            let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(offset),
-                                                  size: size, window: max(1, window), into: file, progress: progress)
+            let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(start), size: size,
+                                                  confirmEnd: end == nil, window: max(1, window), into: file,
+                                                  progress: progress)
             try await file.close()
             _ = try? await request({ .close(id: $0, handle: handle) })
-            return offset + written
+            return start + written
         } catch {
             try? await file.close()
             _ = try? await request({ .close(id: $0, handle: handle) })
@@ -202,7 +221,8 @@ public final class SFTPSession: Sendable {
         }
     }
 
-    private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, window: Int,
+    private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, confirmEnd: Bool,
+                               window: Int,
                                into file: LocalFile, progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
         do {
             // One write runs while the next responses arrive; writes stay in offset order, so an interrupted
@@ -220,10 +240,11 @@ public final class SFTPSession: Sendable {
                 }
                 while true {
                     while !atEnd && inFlight.count < window && (size.map { next < $0 } ?? true) {
-                        issue(next, chunk)
-                        next += chunk
+                        let length = confirmEnd ? chunk : min(chunk, size! - next)
+                        issue(next, length)
+                        next += length
                     }
-                    if inFlight.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
+                    if confirmEnd && inFlight.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
                         // The size said we are done; one more read confirms the end (the file may have grown).
                         issue(next, chunk)
                         next += chunk
@@ -269,13 +290,14 @@ final class LocalFile: Sendable {
     private let descriptor: Int32
     private let path: String
 
-    init(path: String, truncateTo length: Int64) throws(SFTPError) {
+    /// Opens (creating) `path` for positional writes; with a `length`, cuts or extends the file to it first.
+    init(path: String, truncateTo length: Int64?) throws(SFTPError) {
         self.path = path
         descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
             throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
-        guard ftruncate(descriptor, off_t(length)) == 0 else {
+        guard length.map({ ftruncate(descriptor, off_t($0)) }) ?? 0 == 0 else {
             let reason = String(cString: strerror(errno))
             Foundation.close(descriptor)
             throw SFTPError(.failure, "cannot prepare \(path): \(reason)")
