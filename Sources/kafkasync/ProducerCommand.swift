@@ -87,11 +87,24 @@ struct ProducerSession {
 
     /// Sends a valid job and prints where it went. - Returns: whether it failed.
     private func send(_ job: TransferJob) async -> Bool {
+        report(job, await publish(job))
+    }
+
+    private func publish(_ job: TransferJob) async -> Result<KafkaDeliveryReport, KafkaError> {
         do {
-            let report = try await publisher.publish(job)
+            return .success(try await publisher.publish(job))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Prints where a job went or why it did not. - Returns: whether it failed.
+    private func report(_ job: TransferJob, _ result: Result<KafkaDeliveryReport, KafkaError>) -> Bool {
+        switch result {
+        case .success(let report):
             printNow("✅ Sent job \(job.id) (\(job.name)) to \(topic) partition \(report.partition) offset \(report.offset)")
             return false
-        } catch {
+        case .failure(let error):
             printError("✖ could not send job \(job.id): \(error.message)")
             return true
         }
@@ -125,17 +138,29 @@ struct ProducerSession {
             return true
         }
         var invalid = 0
-        var sent = 0
-        var failedSends = 0
+        var jobs: [TransferJob] = []
         for (index, line) in lines.enumerated() {
             let text = line.hasSuffix("\r") ? line.dropLast() : line
             guard !text.allSatisfy(\.isWhitespace) else { continue }
             do {
-                let job = try TransferJob.decode(Array(text.utf8))
-                if await send(job) { failedSends += 1 } else { sent += 1 }
+                jobs.append(try TransferJob.decode(Array(text.utf8)))
             } catch {
                 invalid += 1
                 printError("✖ line \(index + 1): \(error.message) (\(error.reason.code))")
+            }
+        }
+        // Up to 1,000 jobs in flight at once (one acknowledgement round trip per batch, not per job); the
+        // results are printed in line order.
+        var sent = 0
+        var failedSends = 0
+        for start in stride(from: 0, to: jobs.count, by: 1000) {
+            let chunk = Array(jobs[start..<min(start + 1000, jobs.count)])
+            let results = await withTaskGroup(of: (Int, Result<KafkaDeliveryReport, KafkaError>).self) { group in
+                for (offset, job) in chunk.enumerated() { group.addTask { (offset, await self.publish(job)) } }
+                return await group.reduce(into: [:]) { $0[$1.0] = $1.1 }
+            }
+            for (offset, job) in chunk.enumerated() {
+                if report(job, results[offset]!) { failedSends += 1 } else { sent += 1 }
             }
         }
         printError("sent \(sent) job(s), \(invalid) invalid line(s), \(failedSends) failed send(s)")
