@@ -90,9 +90,16 @@ final class ConsumerFixture: Sendable {
 
     /// Reads `count` records of a topic from the beginning with a fresh group.
     func read(_ topic: String, count: Int, within limit: Duration = .seconds(60)) async throws -> [KafkaMessage] {
+        // Closed before returning: a consumer still closing when the cluster goes away blocks in librdkafka.
         let consumer = try KafkaFixtures.consumer(cluster, group: KafkaFixtures.uniqueName("reader"), topics: [topic])
-        defer { Task { await consumer.close() } }
-        return try await consumer.take(count, within: limit)
+        do {
+            let messages = try await consumer.take(count, within: limit)
+            await consumer.close()
+            return messages
+        } catch {
+            await consumer.close()
+            throw error
+        }
     }
 
     /// Every regular file under `completes`, relative.
