@@ -90,7 +90,7 @@ struct ConsumerCommand: AsyncParsableCommand {
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: bootstrapServers, groupID: config.kafka.groupID,
                 topics: [config.topics.jobs, config.topics.retry], properties: config.kafka.properties,
-                revocationDrainTimeout: config.consumer.shutdownGrace),
+                bufferCapacity: 2048, revocationDrainTimeout: config.consumer.shutdownGrace),
             logger: logger)
         let engines = makeEngines(config, logger: logger)
         let processor = JobProcessor(config: config, store: store, producer: producer, engines: engines, logger: logger)

@@ -10,7 +10,7 @@ struct GetCommand: AsyncParsableCommand {
         commandName: "get",
         abstract: "Download one remote file or directory over SFTP with the native engine.",
         discussion: """
-            The download is staged in --to as .<name>.partial/ (resumed when it exists) and renamed to <name> when \
+            The download is staged in --to as .<name>.partial (resumed when it exists) and renamed to <name> when \
             whole. Files of at least 64 MiB are fetched in --segments parallel ranges. Connection settings come \
             from the flags, or from [remotes.NAME] with --config and --remote.
             """
@@ -57,7 +57,7 @@ struct GetCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let request = TransferRequest(job: job, remote: remoteConfig,
-                                      stagingFolder: (folder as NSString).appendingPathComponent(".\(name).partial"),
+                                      stagedPath: (folder as NSString).appendingPathComponent(".\(name).partial"),
                                       parallelism: segments, segmentThreshold: 64 << 20)
         let engine = NativeEngine(poolSize: segments, logger: makeLogger("kafkasync.get", level: .error))
         let bar = ProgressBar(name: name, enabled: isatty(STDERR_FILENO) == 1)
@@ -78,7 +78,6 @@ struct GetCommand: AsyncParsableCommand {
             printError("kafkasync: cannot move \(staged.path) to \(target): \(String(cString: strerror(errno)))")
             throw ExitCode(1)
         }
-        try? FileManager.default.removeItem(atPath: request.stagingFolder)
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let rate = seconds > 0 ? Double(staged.bytesTransferred) / seconds / 1_000_000 : 0

@@ -39,8 +39,7 @@ import Testing
             try server.serve("big.bin", contents)
             let out = server.directory.file("out")
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
-            try FileManager.default.createDirectory(atPath: out + "/.big.bin.partial", withIntermediateDirectories: true)
-            try contents.prefix(300_000).write(to: URL(fileURLWithPath: out + "/.big.bin.partial/big.bin"))
+            try contents.prefix(300_000).write(to: URL(fileURLWithPath: out + "/.big.bin.partial"))
             let result = try await get(server, server.dataPath("big.bin"), to: out)
             #expect(result.status == 0, "\(result.stderr)")
             #expect(result.stdout.contains("700000 bytes"), "only the missing part was fetched")
@@ -101,25 +100,24 @@ import Testing
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             // What an interrupted run leaves: the partial file at full size with the first half of each range on
             // disk (the rest zeros), and the state file saying so.
-            let staging = out + "/.seg.bin.partial"
-            try FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
+            let partial = out + "/.seg.bin.partial"
             let quarter = 37_500_000
             var ranges: [[String: Int]] = []
-            var script = "truncate -s 150000000 '\(staging)/seg.bin'"
+            var script = "truncate -s 150000000 '\(partial)'"
             for index in 0..<4 {
                 let start = index * quarter
                 ranges.append(["start": start, "end": start + quarter, "done": start + quarter / 2])
-                script += " && dd if='\(source)' of='\(staging)/seg.bin' bs=250000 skip=\(start / 250_000) seek=\(start / 250_000) count=\(quarter / 2 / 250_000) conv=notrunc status=none"
+                script += " && dd if='\(source)' of='\(partial)' bs=250000 skip=\(start / 250_000) seek=\(start / 250_000) count=\(quarter / 2 / 250_000) conv=notrunc status=none"
             }
             #expect(try await runProcess("sh", ["-c", script]).status == 0)
             let state = try JSONSerialization.data(withJSONObject: ["size": 150_000_000, "ranges": ranges])
-            try state.write(to: URL(fileURLWithPath: staging + "/.seg.bin.segments"))
+            try state.write(to: URL(fileURLWithPath: partial + ".segments"))
 
             let resumed = try await get(server, source, to: out, extra: ["--segments", "4"])
             #expect(resumed.status == 0, "\(resumed.stderr)")
             let fetched = Int(resumed.stdout.split(separator: " ").dropFirst().first ?? "") ?? -1
             #expect(fetched == 75_000_000, "only the missing halves were fetched: \(resumed.stdout)")
-            #expect(!FileManager.default.fileExists(atPath: staging), "the state file and staging are gone")
+            #expect(!FileManager.default.fileExists(atPath: partial + ".segments"), "the state file is gone")
             #expect(try await runProcess("cmp", [source, out + "/seg.bin"]).status == 0, "content equal")
         }
     }

@@ -37,7 +37,7 @@ Subsystem sftp internal-sftp
 MaxSessions 64
 MaxStartups 64
 CONF
-    /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2> "$dir/sshd.log" &
+    /usr/sbin/sshd -D -e -f "$dir/sshd_config" < /dev/null > /dev/null 2> "$dir/sshd.log" &
     SSHD_PID=$!
     for _ in $(seq 1 150); do
         grep -q "Server listening" "$dir/sshd.log" 2>/dev/null && return 0

@@ -26,7 +26,6 @@ public struct LftpEngine: TransferEngine {
                 replace host_key_fingerprint with a known_hosts file or use engine = "native"
                 """)
         }
-        try createFolder(request.stagingFolder)
         let path = request.job.remotePath
         var isDirectory = request.job.kind == .directory
         if request.job.kind == .auto {

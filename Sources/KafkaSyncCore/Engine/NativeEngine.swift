@@ -44,7 +44,6 @@ public final class NativeEngine: TransferEngine {
             guard attributes.isRegularFile else {
                 throw TransferFailure(.permanent, code: "not_a_file", "\(remotePath) is neither a file nor a directory")
             }
-            try createFolder(request.stagingFolder)
             counter.addTotal(attributes.size ?? 0)
             let size = try await fetchFile(remotePath, attributes: attributes, to: request.stagedPath, plan: plan,
                                            segments: request.parallelism)
@@ -267,7 +266,7 @@ final class ProgressCounter: Sendable {
     }
 }
 
-/// The state of a segmented download, kept as JSON beside the partial file (`.NAME.segments`): each range and
+/// The state of a segmented download, kept as JSON beside the partial file (`PARTIAL.segments`): each range and
 /// how much of it is on disk, so a restarted download fetches only the rest.
 struct SegmentState: Codable, Sendable, Equatable {
     struct Range: Codable, Sendable, Equatable {
@@ -291,9 +290,7 @@ struct SegmentState: Codable, Sendable, Equatable {
 
     var doneBytes: Int64 { ranges.reduce(0) { $0 + ($1.done - $1.start) } }
 
-    static func path(beside local: String) -> String {
-        join((local as NSString).deletingLastPathComponent, ".\((local as NSString).lastPathComponent).segments")
-    }
+    static func path(beside local: String) -> String { local + ".segments" }
 
     static func load(_ path: String) -> SegmentState? {
         FileManager.default.contents(atPath: path).flatMap { try? JSONDecoder().decode(SegmentState.self, from: $0) }
@@ -314,8 +311,10 @@ func join(_ base: String, _ relative: String) -> String {
     relative.isEmpty ? base : (base as NSString).appendingPathComponent(relative)
 }
 
-/// Creates a folder and its parents.
+/// Creates a folder and its parents (a folder that exists costs one stat).
 func createFolder(_ path: String) throws(TransferFailure) {
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return }
     do {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     } catch {

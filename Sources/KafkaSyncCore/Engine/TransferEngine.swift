@@ -39,33 +39,28 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
     public var description: String { "\(message) [\(code)]" }
 }
 
-/// One transfer for an engine: the job, its remote, and the staging folder that belongs to the job.
+/// One transfer for an engine: the job, its remote, and the staging path that belongs to the job.
 public struct TransferRequest: Sendable {
     /// The job.
     public var job: TransferJob
     /// The remote the job names.
     public var remote: RemoteConfig
-    /// A folder under `incompletes` that only this job uses; the download lands in
-    /// ``stagedPath`` inside it. What is already there is resumed.
-    public var stagingFolder: String
+    /// Where the download lands, a file or a directory tree at this path (under `incompletes`, used only by
+    /// this job; its folder exists). What is already there is resumed.
+    public var stagedPath: String
     /// Parallel segments of one large file, parallel files of one directory (`num_threads`).
     public var parallelism: Int
     /// Files at least this large are downloaded in segments.
     public var segmentThreshold: Int64
 
     /// Creates a request.
-    public init(job: TransferJob, remote: RemoteConfig, stagingFolder: String, parallelism: Int,
+    public init(job: TransferJob, remote: RemoteConfig, stagedPath: String, parallelism: Int,
                 segmentThreshold: Int64) {
         self.job = job
         self.remote = remote
-        self.stagingFolder = stagingFolder
+        self.stagedPath = stagedPath
         self.parallelism = parallelism
         self.segmentThreshold = segmentThreshold
-    }
-
-    /// Where the file or directory lands in the staging folder: its last path component.
-    public var stagedPath: String {
-        (stagingFolder as NSString).appendingPathComponent((job.name as NSString).lastPathComponent)
     }
 }
 

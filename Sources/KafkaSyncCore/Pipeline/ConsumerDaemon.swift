@@ -82,16 +82,15 @@ public final class ConsumerDaemon: Sendable {
                 slots.release()
                 break
             }
-            running.spawn { [self] in
-                defer { slots.release() }
-                await handle(message)
-            }
+            running.spawn { [self] in await handle(message) }
         }
     }
 
-    /// Processes and marks done.
+    /// Processes (holding a slot), then publishes the outcome (without one) and marks the message done.
     private func handle(_ message: KafkaMessage) async {
-        if await processor.process(message) { consumer.markDone(message) }
+        let outcome = await processor.process(message)
+        slots.release()
+        if let outcome, await processor.publish(outcome) { consumer.markDone(message) }
     }
 
     /// Waits for a retry's time without holding a slot; its partition is paused meanwhile so the consumer does
@@ -121,10 +120,7 @@ public final class ConsumerDaemon: Sendable {
                 return
             }
             // Now a running job: shutdown gives it the grace period like any other.
-            running.spawn { [self] in
-                defer { slots.release() }
-                await handle(message)
-            }
+            running.spawn { [self] in await handle(message) }
         }
     }
 }

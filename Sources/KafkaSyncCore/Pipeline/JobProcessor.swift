@@ -4,8 +4,9 @@ import Logging
 import TransferStore
 
 /// Carries one delivered job through DESIGN.md §1: decode → idempotency check → engine into staging → verify →
-/// rename into `completes` → store → `.done` event; or on failure to `.retry` / `.dlq`. When ``process(_:)``
-/// returns `true` the outcome is durable (in `completes` or on a Kafka topic) and the offset may be committed.
+/// rename into `completes` → store; then its outcome record for `.done`, `.retry` or `.dlq`. Once that record is
+/// published (``publish(_:)``) the outcome is durable and the offset may be committed. The two steps are separate so
+/// that waiting for the broker's acknowledgement does not hold a transfer slot.
 public final class JobProcessor: Sendable {
     private let config: KafkaSyncConfig
     private let staging: StagingArea
@@ -29,10 +30,10 @@ public final class JobProcessor: Sendable {
         self.logger = logger
     }
 
-    /// Processes one delivery. Never throws: every failure ends on the retry or dead-letter topic.
-    /// - Returns: whether the message may be marked done (`false` only when cancelled before the outcome was
-    ///   durable; the job is then redelivered).
-    public func process(_ message: KafkaMessage) async -> Bool {
+    /// Processes one delivery. Never throws: every failure becomes a record for the retry or dead-letter topic.
+    /// - Returns: the record to publish, or `nil` when cancelled mid-transfer (the job is then redelivered and
+    ///   resumes).
+    public func process(_ message: KafkaMessage) async -> KafkaOutgoingMessage? {
         let history = JobHistory(message)
         let job: TransferJob
         do {
@@ -40,14 +41,14 @@ public final class JobProcessor: Sendable {
         } catch {
             let failure = TransferFailure(.permanent, code: error.reason.code, error.message)
             logger.warning("rejected an invalid job", metadata: metadata(message, history) + ["error": "\(failure)"])
-            return await deadLetter(message, history: history, failure: failure, job: nil)
+            return deadLetter(message, history: history, failure: failure, job: nil)
         }
         var meta = metadata(message, history) + ["job.id": "\(job.id)", "job.name": "\(job.name)"]
         logger.info("job received", metadata: meta)
         guard let remote = config.remote(named: job.remote) else {
             let failure = TransferFailure(.permanent, code: "unknown_remote",
                                           "the job names remote \"\(job.remote ?? "")\", which the config does not define")
-            return await deadLetter(message, history: history, failure: failure, job: job)
+            return deadLetter(message, history: history, failure: failure, job: job)
         }
         meta["job.remote"] = "\(remote.name)"
         if let duplicate = await completedBefore(job) {
@@ -56,7 +57,7 @@ public final class JobProcessor: Sendable {
             record.updatedAt = Date()
             await save(record)
             logger.info("job already completed; skipped", metadata: meta + ["job.path": "\(staging.finalPath(for: job))"])
-            return await publishDone(job, status: "skipped", path: staging.finalPath(for: job),
+            return publishDone(job, message: message, status: "skipped", path: staging.finalPath(for: job),
                                      bytes: duplicate.bytesTransferred, duration: 0)
         }
         let started = Date()
@@ -85,13 +86,13 @@ public final class JobProcessor: Sendable {
                 "job.duration_s": "\(String(format: "%.3f", elapsed))",
                 "job.rate": "\(HumanFormat.rate(elapsed > 0 ? Double(staged.bytesTransferred) / elapsed : 0))",
             ])
-            return await publishDone(job, status: "completed", path: placed.path, bytes: staged.totalBytes,
+            return publishDone(job, message: message, status: "completed", path: placed.path, bytes: staged.totalBytes,
                                      duration: elapsed, files: staged.files.count)
         } catch {
             throttle.finish(jobID: job.id)
             if Task.isCancelled {
                 logger.notice("transfer abandoned; it will be redelivered and resume", metadata: meta)
-                return false
+                return nil
             }
             return await handle(error, message: message, history: history, job: job, record: record)
         }
@@ -103,7 +104,8 @@ public final class JobProcessor: Sendable {
         -> (StagedTransfer, (path: String, disposition: StagingArea.Disposition))
     {
         let engine = engines[remote.engine] ?? engines[.native]!
-        let request = TransferRequest(job: job, remote: remote, stagingFolder: staging.folder(for: job),
+        try createFolder(config.locations.incompletes)
+        let request = TransferRequest(job: job, remote: remote, stagedPath: staging.stagedPath(for: job),
                                       parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold)
         let store = self.store
         let throttle = self.throttle
@@ -112,7 +114,7 @@ public final class JobProcessor: Sendable {
             guard throttle.shouldWrite(jobID: job.id, at: now) else { return }
             Task { try? await store.updateProgress(jobID: job.id, bytesTransferred: progress.bytes, at: now) }
         }
-        let hadPartial = FileManager.default.fileExists(atPath: request.stagingFolder)
+        let hadPartial = FileManager.default.fileExists(atPath: request.stagedPath)
         var staged = try await engine.transfer(request, progress: progress)
         do {
             try await staging.verify(staged, job: job)
@@ -150,7 +152,7 @@ public final class JobProcessor: Sendable {
     // MARK: Failures
 
     private func handle(_ error: TransferFailure, message: KafkaMessage, history: JobHistory, job: TransferJob,
-                        record: TransferRecord) async -> Bool {
+                        record: TransferRecord) async -> KafkaOutgoingMessage {
         var record = record
         record.errorClass = error.code
         record.errorMessage = error.message
@@ -167,8 +169,8 @@ public final class JobProcessor: Sendable {
             ])
             let headers = history.headers(after: error, at: now, nextAttempt: history.attempt + 1, notBefore: notBefore)
             // Keyed by the job, so all attempts of one job go to the same retry partition, in order.
-            return await send(KafkaOutgoingMessage(topic: config.topics.retry, key: message.key ?? Array(job.id.utf8),
-                                                   value: message.value, headers: headers))
+            return KafkaOutgoingMessage(topic: config.topics.retry, key: message.key ?? Array(job.id.utf8),
+                                        value: message.value, headers: headers)
         }
         let failure = error.errorClass == .transient
             ? TransferFailure(.transient, code: "attempts_exhausted",
@@ -179,31 +181,33 @@ public final class JobProcessor: Sendable {
         record.errorMessage = failure.message
         record.finishedAt = Date()
         await save(record)
-        return await deadLetter(message, history: history, failure: failure, job: job)
+        return deadLetter(message, history: history, failure: failure, job: job)
     }
 
     private func deadLetter(_ message: KafkaMessage, history: JobHistory, failure: TransferFailure,
-                            job: TransferJob?) async -> Bool {
+                            job: TransferJob?) -> KafkaOutgoingMessage {
         logger.error("job dead-lettered", metadata: metadata(message, history) + [
             "job.id": "\(job?.id ?? "-")", "job.reason": "\(failure.code)", "error": "\(failure.message)",
             "job.attempt": "\(history.attempt)",
         ])
         let headers = history.headers(after: failure, at: Date(), nextAttempt: nil, notBefore: nil)
-        return await send(KafkaOutgoingMessage(topic: config.topics.deadLetter, key: message.key, value: message.value,
-                                               headers: headers))
+        return KafkaOutgoingMessage(topic: config.topics.deadLetter, key: message.key, value: message.value,
+                                    headers: headers)
     }
 
-    private func publishDone(_ job: TransferJob, status: String, path: String, bytes: Int64, duration: TimeInterval,
-                             files: Int = 1) async -> Bool {
+    private func publishDone(_ job: TransferJob, message: KafkaMessage, status: String, path: String, bytes: Int64,
+                             duration: TimeInterval, files: Int = 1) -> KafkaOutgoingMessage {
         let event = DoneEvent(id: job.id, name: job.name, status: status, path: path, bytes: bytes, files: files,
                               durationMs: Int64(duration * 1000), checksum: job.checksum?.description, worker: workerHost,
-                              finishedAt: Date().formatted(.iso8601))
+                              publishedAtMs: message.timestampMilliseconds,
+                              finishedAtMs: Int64(Date().timeIntervalSince1970 * 1000))
         let value = (try? DoneEvent.encoder.encode(event)).map(Array.init) ?? []
-        return await send(KafkaOutgoingMessage(topic: config.topics.done, key: Array(job.id.utf8), value: value))
+        return KafkaOutgoingMessage(topic: config.topics.done, key: Array(job.id.utf8), value: value)
     }
 
-    /// Sends until the broker acknowledges (backing off up to 30 s between tries), or the task is cancelled.
-    private func send(_ message: KafkaOutgoingMessage) async -> Bool {
+    /// Publishes an outcome record until the broker acknowledges it (backing off up to 30 s between tries).
+    /// - Returns: `true` once it is stored; `false` when cancelled first.
+    public func publish(_ message: KafkaOutgoingMessage) async -> Bool {
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
@@ -251,8 +255,10 @@ public struct DoneEvent: Codable, Sendable, Equatable {
     public var checksum: String?
     /// The consumer's host.
     public var worker: String
-    /// ISO 8601.
-    public var finishedAt: String
+    /// When the job's message was published (its Kafka timestamp), epoch milliseconds.
+    public var publishedAtMs: Int64?
+    /// When the result was in place, epoch milliseconds.
+    public var finishedAtMs: Int64
 
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()

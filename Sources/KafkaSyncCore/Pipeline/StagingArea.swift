@@ -14,9 +14,10 @@ public struct StagingArea: Sendable {
         self.locations = locations
     }
 
-    /// Where the job is downloaded: `incompletes/job-<16 hex digits of SHA-256(job id)>`, the same on every
-    /// attempt and every consumer, so a redelivered job resumes what an earlier attempt left.
-    public func folder(for job: TransferJob) -> String {
+    /// Where the job is downloaded, a file or a directory: `incompletes/job-<16 hex digits of SHA-256(job id)>`,
+    /// the same on every attempt and every consumer, so a redelivered job resumes what an earlier attempt left.
+    /// (No folder per job: creating and removing one per small file is most of the file system's work.)
+    public func stagedPath(for job: TransferJob) -> String {
         let digest = SHA256.hash(data: Data(job.id.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
         return (locations.incompletes as NSString).appendingPathComponent("job-\(digest)")
     }
@@ -26,9 +27,10 @@ public struct StagingArea: Sendable {
         join(join(locations.completes, job.destination ?? ""), job.name)
     }
 
-    /// Removes the job's staging folder.
+    /// Removes what the job staged, and the state of a segmented download.
     public func discard(_ job: TransferJob) {
-        try? FileManager.default.removeItem(atPath: folder(for: job))
+        try? FileManager.default.removeItem(atPath: stagedPath(for: job))
+        try? FileManager.default.removeItem(atPath: SegmentState.path(beside: stagedPath(for: job)))
     }
 
     /// Checks the staged result against the job: the size when given (the sum for a directory) and the checksum
@@ -51,7 +53,7 @@ public struct StagingArea: Sendable {
     /// - Returns: where it went, or `nil` when it could not be moved (it is then deleted).
     public func quarantine(_ staged: StagedTransfer, job: TransferJob) -> String? {
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let target = join(locations.quarantine, "\(stamp)-\((staged.path as NSString).lastPathComponent)")
+        let target = join(locations.quarantine, "\(stamp)-\((job.name as NSString).lastPathComponent)")
         guard (try? createFolder(locations.quarantine)) != nil,
               (try? Self.move(staged.path, to: target, replace: false)) != nil else {
             discard(job)

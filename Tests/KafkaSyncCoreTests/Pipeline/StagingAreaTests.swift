@@ -18,9 +18,8 @@ import Testing
 
     /// Stages `contents` for a job as an engine would and returns what the engine reports.
     func stage(_ job: TransferJob, _ contents: String) throws -> StagedTransfer {
-        let folder = staging.folder(for: job)
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let path = folder + "/" + (job.name as NSString).lastPathComponent
+        try FileManager.default.createDirectory(atPath: directory.file("incompletes"), withIntermediateDirectories: true)
+        let path = staging.stagedPath(for: job)
         try Data(contents.utf8).write(to: URL(fileURLWithPath: path))
         return StagedTransfer(kind: .file, path: path, files: ["": Int64(contents.utf8.count)], bytesTransferred: 0)
     }
@@ -32,8 +31,8 @@ import Testing
     @Test func theStagingFolderIsStablePerJobAndSafeForAnyID() throws {
         let a = try TransferJob(name: "f", location: "/r", id: "../../etc")
         let b = try TransferJob(name: "f", location: "/r", id: "../../etc")
-        #expect(staging.folder(for: a) == staging.folder(for: b))
-        #expect((staging.folder(for: a) as NSString).deletingLastPathComponent == directory.file("incompletes"))
+        #expect(staging.stagedPath(for: a) == staging.stagedPath(for: b))
+        #expect((staging.stagedPath(for: a) as NSString).deletingLastPathComponent == directory.file("incompletes"))
         #expect(staging.finalPath(for: try TransferJob(name: "x/y.bin", location: "/r", destination: "d"))
                 == directory.file("completes/d/x/y.bin"))
     }
@@ -60,14 +59,14 @@ import Testing
         let kept = try #require(staging.quarantine(try stage(job, "corrupt"), job: job))
         #expect(kept.hasPrefix(directory.file("quarantine/")) && kept.hasSuffix("-bad.bin"))
         #expect(contents(kept) == "corrupt")
-        #expect(!FileManager.default.fileExists(atPath: staging.folder(for: job)))
+        #expect(!FileManager.default.fileExists(atPath: staging.stagedPath(for: job)))
     }
 
     @Test func placementFollowsTheConflictPolicy() async throws {
         let job = try TransferJob(name: "r.csv", location: "/r", id: "1", destination: "in")
         let first = try await staging.complete(try stage(job, "v1"), job: job, policy: .rename)
         #expect(first.disposition == .moved && contents(first.path) == "v1")
-        #expect(!FileManager.default.fileExists(atPath: staging.folder(for: job)), "staging is cleared")
+        #expect(!FileManager.default.fileExists(atPath: staging.stagedPath(for: job)), "staging is cleared")
 
         let same = try await staging.complete(try stage(job, "v1"), job: job, policy: .fail)
         #expect(same.disposition == .identical && same.path == first.path)
@@ -94,7 +93,7 @@ import Testing
     @Test func aDirectoryMergesFileByFileIntoAnExistingOne() async throws {
         let job = try TransferJob(name: "tree", location: "/r", kind: .directory)
         func stageTree(_ files: [String: String]) throws -> StagedTransfer {
-            let root = staging.folder(for: job) + "/tree"
+            let root = staging.stagedPath(for: job)
             for (relative, text) in files {
                 try FileManager.default.createDirectory(atPath: ((root + "/" + relative) as NSString).deletingLastPathComponent,
                                                         withIntermediateDirectories: true)
