@@ -26,10 +26,14 @@ import Testing
             #expect(file.stdout.contains("one file.bin: 2000000 bytes in"))
             #expect(FileManager.default.contents(atPath: out + "/one file.bin") == contents)
 
+            let then = Date(timeIntervalSince1970: 1_577_934_245)  // 2020-01-02 03:04:05 UTC
+            try FileManager.default.setAttributes([.modificationDate: then], ofItemAtPath: server.dataPath("tree/sub/ü.txt"))
             let tree = try await get(server, server.dataPath("tree"), to: out)
             #expect(tree.status == 0, "\(tree.stderr)")
             #expect(FileManager.default.contents(atPath: out + "/tree/a.txt") == Data("a".utf8))
             #expect(FileManager.default.contents(atPath: out + "/tree/sub/ü.txt") == Data("ü".utf8))
+            let modified = try FileManager.default.attributesOfItem(atPath: out + "/tree/sub/ü.txt")[.modificationDate] as? Date
+            #expect(modified == then, "the remote modification time is kept")
         }
     }
 
