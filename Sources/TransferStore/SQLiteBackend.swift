@@ -36,13 +36,14 @@ final class SQLiteBackend: SQLBackend {
 
     func execute(_ statement: SQLStatement) async throws {
         try await pool.write { db in
-            try db.execute(sql: statement.sql, arguments: Self.arguments(statement))
+            // Statements are few and repeated per job: prepare each once per connection.
+            try db.cachedStatement(sql: statement.sql).execute(arguments: Self.arguments(statement))
         }
     }
 
     func fetch(_ statement: SQLStatement) async throws -> [[SQLValue]] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: statement.sql, arguments: Self.arguments(statement)).map { row in
+            try Row.fetchAll(db.cachedStatement(sql: statement.sql), arguments: Self.arguments(statement)).map { row in
                 row.databaseValues.map { value in
                     switch value.storage {
                     case .int64(let number): .integer(number)

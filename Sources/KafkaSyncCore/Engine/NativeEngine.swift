@@ -107,10 +107,14 @@ public final class NativeEngine: TransferEngine {
             plan.counter.addPresent(have)
             if have < size || attributes.size == nil || (have == 0 && size == 0) {
                 let reported = Atomic<Int64>(0)
-                _ = try await plan.pool.withSession { session throws(SFTPError) in
-                    try await session.download(remote, to: local, offset: have) { bytes in
+                let end = try await plan.pool.withSession { session throws(SFTPError) in
+                    try await session.download(remote, to: local, offset: have, size: attributes.size) { bytes in
                         plan.counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
                     }
+                }
+                if let expected = attributes.size, end != expected {
+                    throw TransferFailure(.transient, code: "remote_changed",
+                                          "\(remote) ended at byte \(end), not \(expected): it changed while downloading")
                 }
             }
         }
