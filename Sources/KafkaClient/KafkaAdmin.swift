@@ -49,8 +49,8 @@ public enum KafkaAdmin {
         }
     }
 
-    /// The offset after the last message of every partition of `topic` (its high watermark): a reader that has
-    /// reached these has read everything written so far.
+    /// The offset after the last message of every partition of `topic` (its high watermark), or 0 for a
+    /// partition holding no message: a reader that has reached these has read everything written so far.
     public static func endOffsets(of topic: String, bootstrapServers: String, properties: [String: String] = [:],
                                   timeout: Duration = .seconds(30), logger: Logger) async throws(KafkaError) -> [Int32: Int64] {
         let sink = LogSink(logger: logger)
@@ -72,7 +72,7 @@ public enum KafkaAdmin {
                 guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
                     throw KafkaError(err, context: "could not read the end of \(topic)[\(partition)]")
                 }
-                ends[partition] = high
+                ends[partition] = high > low ? high : 0  // 0: nothing left to read (empty or all expired)
             }
             return ends
         }
