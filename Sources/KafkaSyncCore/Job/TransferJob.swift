@@ -117,6 +117,6 @@ public struct TransferJob: Sendable, Hashable {
     /// SHA-256(remote NUL location NUL name), stable for the same remote, location and name.
     static func derivedID(remote: String?, location: String, name: String) -> String {
         let digest = SHA256.hash(data: Data("\(remote ?? "")\u{0}\(location)\u{0}\(name)".utf8))
-        return "job-" + digest.prefix(8).map { String(format: "%02x", $0) }.joined()
+        return "job-" + digest.prefix(8).hexDigits
     }
 }

@@ -115,6 +115,8 @@ public final class JobProcessor: Sendable {
             Task { try? await store.updateProgress(jobID: job.id, bytesTransferred: progress.bytes, at: now) }
         }
         let hadPartial = FileManager.default.fileExists(atPath: request.stagedPath)
+        // The first progress row is written after a second: a small file is done before it would matter.
+        _ = throttle.shouldWrite(jobID: job.id, at: Date())
         var staged = try await engine.transfer(request, progress: progress)
         do {
             try await staging.verify(staged, job: job)

@@ -18,7 +18,7 @@ public struct StagingArea: Sendable {
     /// the same on every attempt and every consumer, so a redelivered job resumes what an earlier attempt left.
     /// (No folder per job: creating and removing one per small file is most of the file system's work.)
     public func stagedPath(for job: TransferJob) -> String {
-        let digest = SHA256.hash(data: Data(job.id.utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        let digest = SHA256.hash(data: Data(job.id.utf8)).prefix(8).hexDigits
         return (locations.incompletes as NSString).appendingPathComponent("job-\(digest)")
     }
 
@@ -240,6 +240,6 @@ public struct StagingArea: Sendable {
             if count == 0 { break }
             buffer.withUnsafeBytes { function.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
-        return function.finalize().map { String(format: "%02x", $0) }.joined()
+        return function.finalize().hexDigits
     }
 }
