@@ -169,7 +169,17 @@ import Testing
                 let again = try await fixture.startConsumer()
                 try await Task.sleep(for: .seconds(3))
                 #expect(!again.stderr.contains("job received"), "\(again.stderr)")
-                #expect(await again.stop(signal: SIGTERM) == 0)
+
+                // A second signal aborts at once; the partial download stays in incompletes to resume.
+                #expect(try await runProcess("sh", ["-c", "head -c 300000000 /dev/urandom > '\(fixture.server.dataPath("huge.bin"))' && chmod 644 '\(fixture.server.dataPath("huge.bin"))'"]).status == 0)
+                try await fixture.publish([fixture.job("huge.bin")])
+                try await fixture.waitUntil("the huge transfer to start") { again.stderr.contains("transfer started") }
+                kill(again.processIdentifier, SIGTERM)
+                try await Task.sleep(for: .milliseconds(300))
+                let aborted = ContinuousClock.now
+                #expect(await again.stop(signal: SIGTERM) == 130, "\(again.stderr.suffix(1500))")
+                #expect(ContinuousClock.now - aborted < .seconds(5), "aborted at once")
+                #expect(!FileManager.default.fileExists(atPath: fixture.completes + "/huge.bin"), "nothing half-done in completes")
             }
         }
     }
