@@ -58,7 +58,7 @@ public final class JobProcessor: Sendable {
             await save(record)
             logger.info("job already completed; skipped", metadata: meta + ["job.path": "\(staging.finalPath(for: job))"])
             return publishDone(job, message: message, status: "skipped", path: staging.finalPath(for: job),
-                                     bytes: duplicate.bytesTransferred, duration: 0)
+                               bytes: duplicate.bytesTransferred, duration: 0)
         }
         let started = Date()
         var record = TransferRecord(jobID: job.id, infoHash: job.infoHash, name: job.name, remote: remote.name,
@@ -87,7 +87,7 @@ public final class JobProcessor: Sendable {
                 "job.rate": "\(HumanFormat.rate(elapsed > 0 ? Double(staged.bytesTransferred) / elapsed : 0))",
             ])
             return publishDone(job, message: message, status: "completed", path: placed.path, bytes: staged.totalBytes,
-                                     duration: elapsed, files: staged.files.count)
+                               duration: elapsed, files: staged.files.count)
         } catch {
             throttle.finish(jobID: job.id)
             if Task.isCancelled {
