@@ -88,10 +88,11 @@ public struct StagingArea: Sendable {
         let result: (path: String, disposition: Disposition)
         switch staged.kind {
         case .file:
-            try Self.sync(staged.path)
+            try await Self.offPool { () throws(TransferFailure) in try Self.sync(staged.path) }
             result = try await place(staged.path, at: target, policy: policy)
         case .directory:
-            for relative in staged.files.keys { try Self.sync(join(staged.path, relative)) }
+            let paths = staged.files.keys.map { join(staged.path, $0) }
+            try await Self.offPool { () throws(TransferFailure) in for path in paths { try Self.sync(path) } }
             if !FileManager.default.fileExists(atPath: target) {
                 try Self.move(staged.path, to: target, replace: false)
                 result = (target, .moved)
@@ -105,7 +106,8 @@ public struct StagingArea: Sendable {
                 result = (target, dispositions.subtracting([.identical]).first ?? .identical)
             }
         }
-        Self.syncFolder((target as NSString).deletingLastPathComponent)
+        let folder = (target as NSString).deletingLastPathComponent
+        try await Self.offPool { () throws(TransferFailure) in Self.syncFolder(folder) }
         discard(job)
         return result
     }
@@ -211,18 +213,23 @@ public struct StagingArea: Sendable {
         return try await digest(a, algorithm: .sha256) == digest(b, algorithm: .sha256)
     }
 
-    /// The hex digest of a file, read in 1 MiB blocks on a dispatch queue (not the cooperative pool).
+    /// The hex digest of a file, read in 1 MiB blocks off the cooperative pool.
     static func digest(_ path: String, algorithm: Checksum.Algorithm) async throws(TransferFailure) -> String {
-        let result: Result<String, TransferFailure> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: Result { () throws(TransferFailure) in
-                    switch algorithm {
-                    case .sha256: try hash(path, into: SHA256())
-                    case .sha1: try hash(path, into: Insecure.SHA1())
-                    case .md5: try hash(path, into: Insecure.MD5())
-                    }
-                })
+        try await offPool { () throws(TransferFailure) in
+            switch algorithm {
+            case .sha256: try hash(path, into: SHA256())
+            case .sha1: try hash(path, into: Insecure.SHA1())
+            case .md5: try hash(path, into: Insecure.MD5())
             }
+        }
+    }
+
+    /// Runs blocking file work (fsync, hashing) on a dispatch queue, so it never holds a cooperative thread.
+    static func offPool<Value: Sendable>(
+        _ work: @escaping @Sendable () throws(TransferFailure) -> Value
+    ) async throws(TransferFailure) -> Value {
+        let result: Result<Value, TransferFailure> = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: Result(catching: work)) }
         }
         return try result.get()
     }
