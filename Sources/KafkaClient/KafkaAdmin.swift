@@ -29,15 +29,8 @@ public enum KafkaAdmin {
     public static func ensureTopics(_ topics: [TopicSpecification], bootstrapServers: String,
                                     properties: [String: String] = [:], timeout: Duration = .seconds(30),
                                     logger: Logger) async throws(KafkaError) -> [String: Int] {
-        let sink = LogSink(logger: logger)
-        return try await runBlocking { () throws(KafkaError) -> [String: Int] in
-            var settings = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            settings.append(("bootstrap.servers", bootstrapServers))
-            let conf = try NativeConfiguration.make(settings)
-            rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
-            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(sink).toOpaque())
-            let rk = try NativeConfiguration.newHandle(RD_KAFKA_PRODUCER, conf)
-            defer { rd_kafka_destroy(rk) }
+        try await withAdminHandle(bootstrapServers: bootstrapServers, properties: properties,
+                                  logger: logger) { rk throws(KafkaError) -> [String: Int] in
             var counts = try partitionCounts(rk, timeout: timeout)
             let missing = topics.filter { counts[$0.name] == nil }
             if !missing.isEmpty {
@@ -53,15 +46,8 @@ public enum KafkaAdmin {
     /// partition holding no message: a reader that has reached these has read everything written so far.
     public static func endOffsets(of topic: String, bootstrapServers: String, properties: [String: String] = [:],
                                   timeout: Duration = .seconds(30), logger: Logger) async throws(KafkaError) -> [Int32: Int64] {
-        let sink = LogSink(logger: logger)
-        return try await runBlocking { () throws(KafkaError) -> [Int32: Int64] in
-            var settings = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-            settings.append(("bootstrap.servers", bootstrapServers))
-            let conf = try NativeConfiguration.make(settings)
-            rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
-            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(sink).toOpaque())
-            let rk = try NativeConfiguration.newHandle(RD_KAFKA_PRODUCER, conf)
-            defer { rd_kafka_destroy(rk) }
+        try await withAdminHandle(bootstrapServers: bootstrapServers, properties: properties,
+                                  logger: logger) { rk throws(KafkaError) -> [Int32: Int64] in
             guard let partitions = try partitionCounts(rk, timeout: timeout)[topic] else {
                 throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, context: "topic \(topic) does not exist")
             }
@@ -75,6 +61,24 @@ public enum KafkaAdmin {
                 ends[partition] = high > low ? high : 0  // 0: nothing left to read (empty or all expired)
             }
             return ends
+        }
+    }
+
+    /// Runs `body` off the cooperative pool with a short-lived client handle for cluster requests.
+    private static func withAdminHandle<Result: Sendable>(
+        bootstrapServers: String, properties: [String: String], logger: Logger,
+        _ body: @escaping @Sendable (OpaquePointer) throws(KafkaError) -> Result
+    ) async throws(KafkaError) -> Result {
+        let sink = LogSink(logger: logger)
+        return try await runBlocking { () throws(KafkaError) -> Result in
+            var settings = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+            settings.append(("bootstrap.servers", bootstrapServers))
+            let conf = try NativeConfiguration.make(settings)
+            rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
+            rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(sink).toOpaque())
+            let rk = try NativeConfiguration.newHandle(RD_KAFKA_PRODUCER, conf)
+            defer { rd_kafka_destroy(rk) }
+            return try body(rk)
         }
     }
 
