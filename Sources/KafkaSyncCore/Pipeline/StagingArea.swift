@@ -1,6 +1,6 @@
 import Crypto
-import Dispatch
 import Foundation
+import KafkaClient
 import TransferStore
 
 /// The folders a job passes through: its own staging folder under `incompletes`, then `completes` (or
@@ -88,11 +88,11 @@ public struct StagingArea: Sendable {
         let result: (path: String, disposition: Disposition)
         switch staged.kind {
         case .file:
-            try await Self.offPool { () throws(TransferFailure) in try Self.sync(staged.path) }
+            try await runBlocking { () throws(TransferFailure) in try Self.sync(staged.path) }
             result = try await place(staged.path, at: target, policy: policy)
         case .directory:
             let paths = staged.files.keys.map { join(staged.path, $0) }
-            try await Self.offPool { () throws(TransferFailure) in for path in paths { try Self.sync(path) } }
+            try await runBlocking { () throws(TransferFailure) in for path in paths { try Self.sync(path) } }
             if !FileManager.default.fileExists(atPath: target) {
                 try Self.move(staged.path, to: target, replace: false)
                 result = (target, .moved)
@@ -107,7 +107,7 @@ public struct StagingArea: Sendable {
             }
         }
         let folder = (target as NSString).deletingLastPathComponent
-        try await Self.offPool { () throws(TransferFailure) in Self.syncFolder(folder) }
+        try await runBlocking { () throws(TransferFailure) in Self.syncFolder(folder) }
         discard(job)
         return result
     }
@@ -215,23 +215,13 @@ public struct StagingArea: Sendable {
 
     /// The hex digest of a file, read in 1 MiB blocks off the cooperative pool.
     static func digest(_ path: String, algorithm: Checksum.Algorithm) async throws(TransferFailure) -> String {
-        try await offPool { () throws(TransferFailure) in
+        try await runBlocking { () throws(TransferFailure) in
             switch algorithm {
             case .sha256: try hash(path, into: SHA256())
             case .sha1: try hash(path, into: Insecure.SHA1())
             case .md5: try hash(path, into: Insecure.MD5())
             }
         }
-    }
-
-    /// Runs blocking file work (fsync, hashing) on a dispatch queue, so it never holds a cooperative thread.
-    static func offPool<Value: Sendable>(
-        _ work: @escaping @Sendable () throws(TransferFailure) -> Value
-    ) async throws(TransferFailure) -> Value {
-        let result: Result<Value, TransferFailure> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(returning: Result(catching: work)) }
-        }
-        return try result.get()
     }
 
     private static func hash<H: HashFunction>(_ path: String, into function: H) throws(TransferFailure) -> String {
