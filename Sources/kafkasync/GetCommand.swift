@@ -29,10 +29,9 @@ struct GetCommand: AsyncParsableCommand {
     @Option(help: "The configuration file (with --remote).") var config = "./config.toml"
 
     func validate() throws {
-        guard let policy = HostKeyPolicy(rawValue: hostKeyPolicy) else {
+        guard HostKeyPolicy(rawValue: hostKeyPolicy) != nil else {
             throw ValidationError("--host-key-policy \(hostKeyPolicy): expected strict or accept-new")
         }
-        _ = policy
         guard (1...64).contains(segments) else { throw ValidationError("--segments must be 1...64, not \(segments)") }
         guard let components = URLComponents(string: url), components.scheme == "sftp", !components.path.isEmpty else {
             throw ValidationError("\(url) is not an sftp://[user@]host[:port]/path URL")
@@ -79,7 +78,7 @@ struct GetCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let elapsed = ContinuousClock.now - started
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let seconds = elapsed.timeInterval
         let rate = seconds > 0 ? Double(staged.bytesTransferred) / seconds / 1_000_000 : 0
         printNow(String(format: "%@: %lld bytes in %.2f s (%.1f MB/s, peak RSS %@)", name, staged.bytesTransferred, seconds,
                         rate, HumanFormat.bytes(peakResidentBytes())))
@@ -138,7 +137,7 @@ final class ProgressBar: Sendable {
             return now - state.started
         }
         guard let elapsed else { return }
-        let seconds = max(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18, 0.001)
+        let seconds = max(elapsed.timeInterval, 0.001)
         let rate = HumanFormat.rate(Double(progress.bytes) / seconds)
         var line = "\r\(name): \(HumanFormat.bytes(progress.bytes))"
         if let total = progress.totalBytes, total > 0 {

@@ -163,7 +163,7 @@ public final class JobProcessor: Sendable {
         if error.errorClass == .transient && history.attempt < retryPolicy.maxAttempts {
             let delay = retryPolicy.delay(afterAttempt: history.attempt)
             let now = Date()
-            let notBefore = now.addingTimeInterval(Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18)
+            let notBefore = now.addingTimeInterval(delay.timeInterval)
             record.status = .retrying
             await save(record)
             logger.warning("transfer failed; retrying later", metadata: meta + [
