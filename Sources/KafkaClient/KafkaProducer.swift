@@ -13,14 +13,18 @@ public struct KafkaProducerConfiguration: Sendable {
     public var messageTimeout: Duration
     /// How long ``KafkaProducer/close()`` waits for queued messages to be delivered. Default 30 s.
     public var closeTimeout: Duration
+    /// Topics the producer will send to. Their metadata is fetched as it starts: otherwise the first message to
+    /// each waits for librdkafka's once-a-second scan of unknown topics.
+    public var topics: [String]
 
     /// Creates a configuration.
     public init(bootstrapServers: String, properties: [String: String] = [:],
-                messageTimeout: Duration = .seconds(300), closeTimeout: Duration = .seconds(30)) {
+                messageTimeout: Duration = .seconds(300), closeTimeout: Duration = .seconds(30), topics: [String] = []) {
         self.bootstrapServers = bootstrapServers
         self.properties = properties
         self.messageTimeout = messageTimeout
         self.closeTimeout = closeTimeout
+        self.topics = topics
     }
 }
 
@@ -102,12 +106,14 @@ final class ProducerCore: Sendable {
     private let logSink: LogSink
     private let handle: NativeHandle
     private let closeTimeout: Duration
+    private let topics: [String]
     private let state = Mutex(Lifecycle())
 
     init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
         self.logger = logger
         self.logSink = LogSink(logger: logger)
         self.closeTimeout = configuration.closeTimeout
+        self.topics = configuration.topics
         var properties = configuration.properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         if configuration.properties["message.timeout.ms"] == nil {
             properties.append(("message.timeout.ms", String(configuration.messageTimeout.milliseconds)))
@@ -166,6 +172,7 @@ final class ProducerCore: Sendable {
 
     /// Serves delivery callbacks until closed, then flushes, purges and destroys the handle.
     func pollLoop() {
+        loadTopicMetadata()
         while !state.withLock({ $0.closing }) {
             rd_kafka_poll(handle.pointer, 100)
         }
@@ -181,6 +188,21 @@ final class ProducerCore: Sendable {
             return lifecycle.markClosed()
         }
         waiters.forEach { $0.resume() }
+    }
+
+    /// Asks the brokers for the configured topics' partitions and leaders (messages sent meanwhile wait in
+    /// librdkafka's queue, as they would for the scan). A failure only costs that first wait.
+    private func loadTopicMetadata() {
+        for name in topics {
+            guard let topic = rd_kafka_topic_new(handle.pointer, name, nil) else { continue }
+            defer { rd_kafka_topic_destroy(topic) }
+            var metadata: UnsafePointer<rd_kafka_metadata>?
+            let err = rd_kafka_metadata(handle.pointer, 0, topic, &metadata, 5000)
+            if let metadata { rd_kafka_metadata_destroy(metadata) }
+            if err != RD_KAFKA_RESP_ERR_NO_ERROR {
+                logger.debug("no metadata for \(name) yet", metadata: ["error": "\(KafkaError(err, context: "metadata"))"])
+            }
+        }
     }
 
     func requestClose() {

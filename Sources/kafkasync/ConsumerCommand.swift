@@ -84,7 +84,8 @@ struct ConsumerCommand: AsyncParsableCommand {
                          logger: Logger) async throws {
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: bootstrapServers,
-                                                      properties: config.kafka.properties),
+                                                      properties: config.kafka.properties,
+                                                      topics: [config.topics.done, config.topics.retry, config.topics.deadLetter]),
             logger: logger)
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(

@@ -59,7 +59,7 @@ struct DLQCommand: AsyncParsableCommand {
             let chosen = all ? letters : letters.filter { id.contains($0.position) || $0.jobID.map(id.contains) == true }
             let unknown = id.filter { wanted in !letters.contains { $0.position == wanted || $0.jobID == wanted } }
             for wanted in unknown { printError("kafkasync: no dead letter has position or job id \(wanted)") }
-            let producer = try KafkaProducer(configuration: try config.producerConfiguration(),
+            let producer = try KafkaProducer(configuration: try config.producerConfiguration(sendingTo: [config.topics.jobs]),
                                              logger: makeLogger("kafkasync.dlq", level: .error))
             var sent = 0
             for letter in chosen {

@@ -44,7 +44,7 @@ struct ProducerCommand: AsyncParsableCommand {
         let logger = makeLogger("kafkasync.producer", level: config.debugLevel)
         let producer: KafkaProducer
         do {
-            producer = try KafkaProducer(configuration: config.producerConfiguration(), logger: logger)
+            producer = try KafkaProducer(configuration: config.producerConfiguration(sendingTo: [config.topics.jobs]), logger: logger)
         } catch {
             printError("kafkasync: \(error.message)")
             throw ExitCode(1)

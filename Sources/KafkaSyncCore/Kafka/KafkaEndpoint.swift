@@ -38,8 +38,8 @@ extension KafkaSyncConfig {
     /// Whether `kafka_url = "embedded"`.
     public var isEmbeddedKafka: Bool { kafkaURL == "embedded" }
 
-    /// Producer settings for this configuration.
-    public func producerConfiguration() throws(KafkaError) -> KafkaProducerConfiguration {
-        KafkaProducerConfiguration(bootstrapServers: try bootstrapServers(), properties: kafka.properties)
+    /// Producer settings for this configuration, for a producer sending to `topics`.
+    public func producerConfiguration(sendingTo topics: [String]) throws(KafkaError) -> KafkaProducerConfiguration {
+        KafkaProducerConfiguration(bootstrapServers: try bootstrapServers(), properties: kafka.properties, topics: topics)
     }
 }
