@@ -44,7 +44,7 @@ public final class SSHServerFixture: Sendable {
         if isRoot {
             username = Self.passwordUser
             // One password for the whole test run: fixtures started in parallel share the user.
-            try await Self.ensureUser(username, password: Self.sharedPassword)
+            try await Self.passwordUserReady.value
             password = Self.sharedPassword
             try FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
         } else {
@@ -152,6 +152,12 @@ public final class SSHServerFixture: Sendable {
         let result = try await runProcess("ssh-keygen", arguments)
         guard result.status == 0 else { throw FixtureUnavailable(what: "ssh-keygen: \(result.stderr)") }
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+    }
+
+    /// The password user, created and given ``sharedPassword`` once per test process: fixtures start in
+    /// parallel, and two `useradd`s (or `chpasswd`s) of one user at once fail.
+    private static let passwordUserReady = Task {
+        try await ensureUser(passwordUser, password: sharedPassword)
     }
 
     /// Creates the password test user if needed and sets its password (root only).

@@ -22,9 +22,20 @@ public final class NativeEngine: TransferEngine {
     {
         let pool = try pool(for: request.remote)
         let remotePath = request.job.remotePath
+        let local = request.stagedPath
+        let counter = ProgressCounter(progress)
+        let plan = FetchPlan(pool: pool, parallelism: request.parallelism,
+                             segmentThreshold: request.segmentThreshold, counter: counter)
         do {
-            let attributes = try await pool.withSession { session throws(SFTPError) in
-                try await session.attributes(remotePath)
+            // A file fetched in one stream uses the session that looked it up: one lease per small file.
+            let (attributes, streamedTo) = try await pool.withSession { session throws(SFTPError) in
+                let attributes = try await session.attributes(remotePath)
+                guard request.job.kind != .directory, attributes.isRegularFile,
+                      !isSegmented(attributes, local: local, segments: request.parallelism, plan: plan)
+                else { return (attributes, nil as Int64?) }
+                counter.addTotal(attributes.size ?? 0)
+                return (attributes, try await fetchStream(remotePath, attributes: attributes, to: local, session: session,
+                                                          counter: counter))
             }
             switch (request.job.kind, attributes.isDirectory) {
             case (.file, true):
@@ -33,22 +44,22 @@ public final class NativeEngine: TransferEngine {
                 throw TransferFailure(.permanent, code: "wrong_kind", "\(remotePath) is not a directory, the job says directory")
             default: break
             }
-            let counter = ProgressCounter(progress)
-            let plan = FetchPlan(pool: pool, parallelism: request.parallelism,
-                                 segmentThreshold: request.segmentThreshold, counter: counter)
             if attributes.isDirectory {
-                let files = try await mirror(remotePath, attributes: attributes, into: request.stagedPath, plan: plan)
-                return StagedTransfer(kind: .directory, path: request.stagedPath, files: files,
-                                      bytesTransferred: counter.received)
+                let files = try await mirror(remotePath, attributes: attributes, into: local, plan: plan)
+                return StagedTransfer(kind: .directory, path: local, files: files, bytesTransferred: counter.received)
             }
             guard attributes.isRegularFile else {
                 throw TransferFailure(.permanent, code: "not_a_file", "\(remotePath) is neither a file nor a directory")
             }
-            counter.addTotal(attributes.size ?? 0)
-            let size = try await fetchFile(remotePath, attributes: attributes, to: request.stagedPath, plan: plan,
+            let size: Int64
+            if let streamedTo {
+                size = try finishFile(remotePath, attributes: attributes, at: local, streamedTo: streamedTo)
+            } else {
+                counter.addTotal(attributes.size ?? 0)
+                size = try await fetchFile(remotePath, attributes: attributes, to: local, plan: plan,
                                            segments: request.parallelism)
-            return StagedTransfer(kind: .file, path: request.stagedPath, files: ["": size],
-                                  bytesTransferred: counter.received)
+            }
+            return StagedTransfer(kind: .file, path: local, files: ["": size], bytesTransferred: counter.received)
         } catch let error as SFTPError {
             throw TransferFailure(error)
         } catch let error as TransferFailure {
@@ -90,36 +101,54 @@ public final class NativeEngine: TransferEngine {
         let counter: ProgressCounter
     }
 
-    /// Downloads one file and gives it the remote modification time. A file at least `segmentThreshold` large
-    /// is fetched in `segments` byte ranges at once (a state file beside it records what is done); a smaller one
-    /// in one stream, resuming from what `local` holds when that is not longer than the remote file.
+    /// Downloads one file and gives it the remote modification time: in byte ranges at once when
+    /// ``isSegmented(_:local:segments:plan:)``, else in one stream.
     /// - Returns: the size of the local file.
     private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String, plan: FetchPlan,
                            segments: Int) async throws -> Int64 {
+        if isSegmented(attributes, local: local, segments: segments, plan: plan) {
+            try await fetchSegments(remote, size: attributes.size ?? 0, to: local, stateFile: SegmentState.path(beside: local),
+                                    segments: max(1, segments), plan: plan)
+            return try finishFile(remote, attributes: attributes, at: local, streamedTo: nil)
+        }
+        let end = try await plan.pool.withSession { session throws(SFTPError) in
+            try await fetchStream(remote, attributes: attributes, to: local, session: session, counter: plan.counter)
+        }
+        return try finishFile(remote, attributes: attributes, at: local, streamedTo: end)
+    }
+
+    /// Whether a file is fetched in `segments` byte ranges at once: it is at least `segmentThreshold` large, or
+    /// an earlier segmented download of it left its state file (which records what is done).
+    private func isSegmented(_ attributes: SFTPFileAttributes, local: String, segments: Int, plan: FetchPlan) -> Bool {
+        segments > 1 && attributes.size ?? 0 >= plan.segmentThreshold || pathExists(SegmentState.path(beside: local))
+    }
+
+    /// Fetches a file in one stream on `session`, resuming from what `local` holds when that is not longer than
+    /// the remote file.
+    /// - Returns: where the local file ends.
+    private func fetchStream(_ remote: String, attributes: SFTPFileAttributes, to local: String, session: SFTPSession,
+                             counter: ProgressCounter) async throws(SFTPError) -> Int64 {
         let size = attributes.size ?? 0
-        let stateFile = SegmentState.path(beside: local)
-        if segments > 1 && size >= plan.segmentThreshold || FileManager.default.fileExists(atPath: stateFile) {
-            try await fetchSegments(remote, size: size, to: local, stateFile: stateFile, segments: max(1, segments),
-                                    plan: plan)
-        } else {
-            var have = (try? FileManager.default.attributesOfItem(atPath: local)[.size] as? Int64) ?? 0
-            if have > size { have = 0 }  // the remote file shrank: start over
-            plan.counter.addPresent(have)
-            if have < size || attributes.size == nil || (have == 0 && size == 0) {
-                let reported = Atomic<Int64>(0)
-                let end = try await plan.pool.withSession { session throws(SFTPError) in
-                    try await session.download(remote, to: local, offset: have, size: attributes.size) { bytes in
-                        plan.counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
-                    }
-                }
-                if let expected = attributes.size, end != expected {
-                    throw TransferFailure(.transient, code: "remote_changed",
-                                          "\(remote) ended at byte \(end), not \(expected): it changed while downloading")
-                }
-            }
+        var have = fileSize(local) ?? 0
+        if have > size { have = 0 }  // the remote file shrank: start over
+        counter.addPresent(have)
+        guard have < size || attributes.size == nil || (have == 0 && size == 0) else { return have }
+        let reported = Atomic<Int64>(0)
+        return try await session.download(remote, to: local, offset: have, size: attributes.size) { bytes in
+            counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
+        }
+    }
+
+    /// Checks that a stream ended at the remote size and gives the file the remote modification time.
+    /// - Returns: the size of the local file.
+    private func finishFile(_ remote: String, attributes: SFTPFileAttributes, at local: String,
+                            streamedTo end: Int64?) throws(TransferFailure) -> Int64 {
+        if let end, let expected = attributes.size, end != expected {
+            throw TransferFailure(.transient, code: "remote_changed",
+                                  "\(remote) ended at byte \(end), not \(expected): it changed while downloading")
         }
         if let modified = attributes.modificationTime { setModificationTime(local, modified) }
-        return (try? FileManager.default.attributesOfItem(atPath: local)[.size] as? Int64) ?? 0
+        return fileSize(local) ?? 0
     }
 
     /// Fetches the unfinished ranges of a segmented download in parallel, each on a pooled session.
@@ -308,27 +337,4 @@ struct SegmentState: Codable, Sendable, Equatable {
             throw TransferFailure.local("cannot record the download state in \(path)")
         }
     }
-}
-
-/// `base/relative`, or `base` when `relative` is empty.
-func join(_ base: String, _ relative: String) -> String {
-    relative.isEmpty ? base : (base as NSString).appendingPathComponent(relative)
-}
-
-/// Creates a folder and its parents (a folder that exists costs one stat).
-func createFolder(_ path: String) throws(TransferFailure) {
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue { return }
-    do {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    } catch {
-        throw TransferFailure(.transient, code: "local_io", "cannot create \(path): \(error.localizedDescription)")
-    }
-}
-
-/// Sets a file's or folder's modification (and access) time; failures are ignored (a cosmetic loss).
-func setModificationTime(_ path: String, _ date: Date) {
-    let seconds = date.timeIntervalSince1970
-    var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
-    _ = utimensat(AT_FDCWD, path, &times, 0)
 }

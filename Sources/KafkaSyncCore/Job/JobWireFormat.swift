@@ -116,14 +116,16 @@ enum JSONValue: Decodable {
     case array([JSONValue]), object([String: JSONValue])
 
     init(from decoder: any Decoder) throws {
+        // Each failed attempt builds and throws a DecodingError, so the likely types go first: a job is an
+        // object of strings. The decoder is strict (no number decodes as a boolean, nor the other way round).
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([String: JSONValue].self) { self = .object(value) }
         else if let value = try? container.decode(Int64.self) { self = .integer(value) }
         else if let value = try? container.decode(Double.self) { self = .number(value) }
-        else if let value = try? container.decode(String.self) { self = .string(value) }
-        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else { self = .array(try container.decode([JSONValue].self)) }
     }
 
     /// "a string", "an object", … for messages.

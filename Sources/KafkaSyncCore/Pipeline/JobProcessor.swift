@@ -68,10 +68,23 @@ public final class JobProcessor: Sendable {
                                     checksum: job.checksum?.description, workerHost: workerHost,
                                     kafkaTopic: history.originalTopic, kafkaPartition: history.originalPartition,
                                     kafkaOffset: history.originalOffset, receivedAt: started, startedAt: started)
-        await save(record)
+        // The running row is written only once a transfer has taken a second: a small file is in place, and its
+        // completed row written, before anyone could look. (Awaited before any later save, so never after it.)
+        let runningRow = Task { [record] in
+            guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
+            await save(record)
+        }
         logger.info("transfer started", metadata: meta + ["job.attempt": "\(history.attempt)"])
+        let outcome: Result<(StagedTransfer, (path: String, disposition: StagingArea.Disposition)), TransferFailure>
         do {
-            let (staged, placed) = try await transfer(job, remote: remote)
+            outcome = .success(try await transfer(job, remote: remote))
+        } catch {
+            outcome = .failure(error)
+        }
+        runningRow.cancel()
+        await runningRow.value
+        do {
+            let (staged, placed) = try outcome.get()
             let elapsed = Date().timeIntervalSince(started)
             record.kind = staged.kind
             record.status = .completed
@@ -114,7 +127,7 @@ public final class JobProcessor: Sendable {
             guard throttle.shouldWrite(jobID: job.id, at: now) else { return }
             Task { try? await store.updateProgress(jobID: job.id, bytesTransferred: progress.bytes, at: now) }
         }
-        let hadPartial = FileManager.default.fileExists(atPath: request.stagedPath)
+        let hadPartial = pathExists(request.stagedPath)
         // The first progress row is written after a second: a small file is done before it would matter.
         _ = throttle.shouldWrite(jobID: job.id, at: Date())
         var staged = try await engine.transfer(request, progress: progress)
@@ -144,10 +157,11 @@ public final class JobProcessor: Sendable {
 
     /// A job completed earlier with the same expectations whose result is still in `completes`.
     private func completedBefore(_ job: TransferJob) async -> TransferRecord? {
-        guard let record = try? await store.record(jobID: job.id),
+        guard pathExists(staging.finalPath(for: job)),  // first: a new job costs a stat, not a query
+              let record = try? await store.record(jobID: job.id),
               record.status == .completed || record.status == .skippedDuplicate,
-              record.checksum == job.checksum?.description, job.size == nil || record.bytesTransferred == job.size,
-              FileManager.default.fileExists(atPath: staging.finalPath(for: job)) else { return nil }
+              record.checksum == job.checksum?.description, job.size == nil || record.bytesTransferred == job.size
+        else { return nil }
         return record
     }
 
@@ -262,18 +276,21 @@ public struct DoneEvent: Codable, Sendable, Equatable {
     /// When the result was in place, epoch milliseconds.
     public var finishedAtMs: Int64
 
+    // Snake case spelled out: a key strategy would convert every key of every event.
+    enum CodingKeys: String, CodingKey {
+        case id, name, status, path, bytes, files, checksum, worker
+        case durationMs = "duration_ms", publishedAtMs = "published_at_ms", finishedAtMs = "finished_at_ms"
+    }
+
     static let encoder: JSONEncoder = {
         let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }()
 
     /// Decodes an event from a `.done` record.
     public static func decode(_ bytes: [UInt8]) throws -> DoneEvent {
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(DoneEvent.self, from: Data(bytes))
+        try JSONDecoder().decode(DoneEvent.self, from: Data(bytes))
     }
 }
 

@@ -29,8 +29,9 @@ public struct StagingArea: Sendable {
 
     /// Removes what the job staged, and the state of a segmented download.
     public func discard(_ job: TransferJob) {
-        try? FileManager.default.removeItem(atPath: stagedPath(for: job))
-        try? FileManager.default.removeItem(atPath: SegmentState.path(beside: stagedPath(for: job)))
+        let staged = stagedPath(for: job)
+        removeQuietly(staged)
+        removeQuietly(SegmentState.path(beside: staged))
     }
 
     /// Checks the staged result against the job: the size when given (the sum for a directory) and the checksum
@@ -83,17 +84,23 @@ public struct StagingArea: Sendable {
     public func complete(_ staged: StagedTransfer, job: TransferJob, policy: ConsumerSettings.ConflictPolicy)
         async throws(TransferFailure) -> (path: String, disposition: Disposition)
     {
+        // Every step blocks (fsync most of all): all of them in one trip off the cooperative pool.
+        try await runBlocking { () throws(TransferFailure) in try completeNow(staged, job: job, policy: policy) }
+    }
+
+    private func completeNow(_ staged: StagedTransfer, job: TransferJob, policy: ConsumerSettings.ConflictPolicy)
+        throws(TransferFailure) -> (path: String, disposition: Disposition)
+    {
         let target = finalPath(for: job)
         try createFolder((target as NSString).deletingLastPathComponent)
         let result: (path: String, disposition: Disposition)
         switch staged.kind {
         case .file:
-            try await runBlocking { () throws(TransferFailure) in try Self.sync(staged.path) }
-            result = try await place(staged.path, at: target, policy: policy)
+            try Self.sync(staged.path)
+            result = try place(staged.path, at: target, policy: policy)
         case .directory:
-            let paths = staged.files.keys.map { join(staged.path, $0) }
-            try await runBlocking { () throws(TransferFailure) in for path in paths { try Self.sync(path) } }
-            if !FileManager.default.fileExists(atPath: target) {
+            for relative in staged.files.keys { try Self.sync(join(staged.path, relative)) }
+            if !pathExists(target) {
                 try Self.move(staged.path, to: target, replace: false)
                 result = (target, .moved)
             } else {
@@ -101,23 +108,22 @@ public struct StagingArea: Sendable {
                 for relative in staged.files.keys.sorted() {
                     let destination = join(target, relative)
                     try createFolder((destination as NSString).deletingLastPathComponent)
-                    dispositions.insert(try await place(join(staged.path, relative), at: destination, policy: policy).disposition)
+                    dispositions.insert(try place(join(staged.path, relative), at: destination, policy: policy).disposition)
                 }
                 result = (target, dispositions.subtracting([.identical]).first ?? .identical)
             }
         }
-        let folder = (target as NSString).deletingLastPathComponent
-        try await runBlocking { () throws(TransferFailure) in Self.syncFolder(folder) }
+        Self.syncFolder((target as NSString).deletingLastPathComponent)
         discard(job)
         return result
     }
 
     /// Puts one file at `target` under `policy`.
     private func place(_ source: String, at target: String, policy: ConsumerSettings.ConflictPolicy)
-        async throws(TransferFailure) -> (path: String, disposition: Disposition)
+        throws(TransferFailure) -> (path: String, disposition: Disposition)
     {
         if try Self.move(source, to: target, replace: false) { return (target, .moved) }
-        if try await Self.sameContent(source, target) {
+        if try Self.sameContent(source, target) {
             try? FileManager.default.removeItem(atPath: source)
             return (target, .identical)
         }
@@ -136,7 +142,7 @@ public struct StagingArea: Sendable {
             for number in 1...10_000 {
                 let candidate = join(folder, ext.isEmpty ? "\(stem).\(number)" : "\(stem).\(number).\(ext)")
                 if try Self.move(source, to: candidate, replace: false) { return (candidate, .renamed) }
-                if try await Self.sameContent(source, candidate) {
+                if try Self.sameContent(source, candidate) {
                     try? FileManager.default.removeItem(atPath: source)
                     return (candidate, .identical)
                 }
@@ -206,11 +212,9 @@ public struct StagingArea: Sendable {
     }
 
     /// Whether two files have the same size and SHA-256.
-    static func sameContent(_ a: String, _ b: String) async throws(TransferFailure) -> Bool {
-        let sizeA = (try? FileManager.default.attributesOfItem(atPath: a)[.size] as? Int64) ?? -1
-        let sizeB = (try? FileManager.default.attributesOfItem(atPath: b)[.size] as? Int64) ?? -2
-        guard sizeA == sizeB else { return false }
-        return try await digest(a, algorithm: .sha256) == digest(b, algorithm: .sha256)
+    static func sameContent(_ a: String, _ b: String) throws(TransferFailure) -> Bool {
+        guard let size = fileSize(a), size == fileSize(b) else { return false }
+        return try hash(a, into: SHA256()) == hash(b, into: SHA256())
     }
 
     /// The hex digest of a file, read in 1 MiB blocks off the cooperative pool.

@@ -213,11 +213,11 @@ public final class SFTPSession: Sendable {
             let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(start), size: size,
                                                   confirmEnd: end == nil, window: max(1, window), into: file,
                                                   progress: progress)
-            try await file.close()
+            file.close()
             _ = send({ .close(id: $0, handle: handle) })  // nothing to learn from its answer
             return start + written
         } catch {
-            try? await file.close()
+            file.close()
             _ = send({ .close(id: $0, handle: handle) })
             throw error
         }
@@ -260,8 +260,12 @@ public final class SFTPSession: Sendable {
                             throw SFTPError(.protocolError, "the server returned \(count) bytes for a read of \(length)")
                         }
                         if writing { try await writes.next() }
-                        writes.addTask { try await file.write(data, at: Int64(offset)) }
-                        writing = true
+                        writing = data.readableBytes > LocalFile.inlineWriteLimit
+                        if writing {
+                            writes.addTask { try await file.write(data, at: Int64(offset)) }
+                        } else {
+                            try file.writeNow(data, at: Int64(offset))
+                        }
                         written += Int64(count)
                         progress(written)
                         if count < length { issue(offset + count, length - count) }  // a short read: ask for the rest
@@ -287,8 +291,13 @@ public final class SFTPSession: Sendable {
     }
 }
 
-/// A local file written at offsets off the cooperative pool (NIO's thread pool runs the blocking calls).
+/// A local file written at offsets, off the cooperative pool with ``write(_:at:)`` (NIO's thread pool runs the
+/// blocking call) or on the calling thread with ``writeNow(_:at:)``.
 final class LocalFile: Sendable {
+    /// The largest chunk written on the calling thread: a page-cache copy of a few microseconds, cheaper than
+    /// handing it to another thread.
+    static let inlineWriteLimit = 32 * 1024
+
     private let descriptor: Int32
     private let path: String
 
@@ -299,36 +308,41 @@ final class LocalFile: Sendable {
         guard descriptor >= 0 else {
             throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
         }
-        guard length.map({ ftruncate(descriptor, off_t($0)) }) ?? 0 == 0 else {
+        // Only a file of another length is cut (truncating an empty new file to 0 would make ext4 flush it on close).
+        var info = stat()
+        guard length.map({ fstat(descriptor, &info) == 0 && info.st_size == $0 ? 0 : ftruncate(descriptor, off_t($0)) }) ?? 0 == 0 else {
             let reason = String(cString: strerror(errno))
             Foundation.close(descriptor)
             throw SFTPError(.failure, "cannot prepare \(path): \(reason)")
         }
     }
 
+    /// Writes on NIO's thread pool.
     func write(_ data: ByteBuffer, at offset: Int64) async throws(SFTPError) {
-        let (descriptor, path) = (self.descriptor, self.path)
         do {
-            try await NIOThreadPool.singleton.runIfActive {
-                try data.withUnsafeReadableBytes { bytes in
-                    var done = 0
-                    while done < bytes.count {
-                        let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
-                        if result < 0 {
-                            if errno == EINTR { continue }
-                            throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
-                        }
-                        done += result
-                    }
-                }
-            }
+            try await NIOThreadPool.singleton.runIfActive { try self.writeNow(data, at: offset) }
         } catch {
             throw (error as? SFTPError) ?? SFTPError(.failure, "cannot write \(path): \(error)")
         }
     }
 
-    func close() async throws(SFTPError) {
-        let descriptor = self.descriptor
-        _ = try? await NIOThreadPool.singleton.runIfActive { Foundation.close(descriptor) }
+    /// Writes on the calling thread.
+    func writeNow(_ data: ByteBuffer, at offset: Int64) throws(SFTPError) {
+        try data.withUnsafeReadableBytes { (bytes) throws(SFTPError) in
+            var done = 0
+            while done < bytes.count {
+                let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+                if result < 0 {
+                    if errno == EINTR { continue }
+                    throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                done += result
+            }
+        }
+    }
+
+    /// Closes the file (a close does not wait for the disk).
+    func close() {
+        Foundation.close(descriptor)
     }
 }

@@ -1,0 +1,45 @@
+import Foundation
+
+// The local file system steps of every job, as single system calls: FileManager's equivalents build attribute
+// dictionaries (with owner names) and throw errors for a missing file, which costs more than the download of a
+// small file.
+
+/// `base/relative`, or `base` when `relative` is empty.
+func join(_ base: String, _ relative: String) -> String {
+    relative.isEmpty ? base : (base as NSString).appendingPathComponent(relative)
+}
+
+/// The `stat` of `path` (following links), or `nil` when it does not exist or cannot be read.
+func fileStatus(_ path: String) -> stat? {
+    var info = stat()
+    return stat(path, &info) == 0 ? info : nil
+}
+
+/// Whether something exists at `path`.
+func pathExists(_ path: String) -> Bool { fileStatus(path) != nil }
+
+/// The size of the file at `path`, or `nil` when there is none.
+func fileSize(_ path: String) -> Int64? { fileStatus(path).map { Int64($0.st_size) } }
+
+/// Removes a file, or a folder with everything in it; a missing path is not an error. Best effort.
+func removeQuietly(_ path: String) {
+    if unlink(path) == 0 || errno == ENOENT { return }
+    try? FileManager.default.removeItem(atPath: path)
+}
+
+/// Creates a folder and its parents (a folder that exists costs one stat).
+func createFolder(_ path: String) throws(TransferFailure) {
+    if let info = fileStatus(path), info.st_mode & S_IFMT == S_IFDIR { return }
+    do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+        throw TransferFailure(.transient, code: "local_io", "cannot create \(path): \(error.localizedDescription)")
+    }
+}
+
+/// Sets a file's or folder's modification (and access) time; failures are ignored (a cosmetic loss).
+func setModificationTime(_ path: String, _ date: Date) {
+    let seconds = date.timeIntervalSince1970
+    var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
+    _ = utimensat(AT_FDCWD, path, &times, 0)
+}
