@@ -90,7 +90,7 @@ struct ConsumerCommand: AsyncParsableCommand {
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(
                 bootstrapServers: bootstrapServers, groupID: config.kafka.groupID,
-                topics: [config.topics.jobs, config.topics.retry], properties: config.kafka.properties,
+                topics: [config.topics.jobs, config.topics.retry], properties: config.consumerProperties,
                 bufferCapacity: 2048, revocationDrainTimeout: config.consumer.shutdownGrace),
             logger: logger)
         let engines = makeEngines(config, logger: logger)

@@ -82,7 +82,7 @@ struct DLQCommand: AsyncParsableCommand {
 private func readDeadLetters(_ config: KafkaSyncConfig) async throws -> [DeadLetter] {
     do {
         return try await DeadLetter.readAll(topic: config.topics.deadLetter, bootstrapServers: try config.bootstrapServers(),
-                                            properties: config.kafka.properties,
+                                            properties: config.consumerProperties,
                                             logger: makeLogger("kafkasync.dlq", level: .error))
     } catch {
         printError("kafkasync: cannot read \(config.topics.deadLetter): \(error)")

@@ -38,6 +38,15 @@ extension KafkaSyncConfig {
     /// Whether `kafka_url = "embedded"`.
     public var isEmbeddedKafka: Bool { kafkaURL == "embedded" }
 
+    /// librdkafka properties for a consumer: `[kafka.properties]`, and with the embedded broker a short
+    /// `fetch.wait.max.ms` (unless set): librdkafka's mock cluster answers a fetch that finds nothing only after
+    /// that wait (500 ms by default), even when messages arrive meanwhile; a real broker answers at once.
+    public var consumerProperties: [String: String] {
+        var properties = kafka.properties
+        if isEmbeddedKafka && properties["fetch.wait.max.ms"] == nil { properties["fetch.wait.max.ms"] = "10" }
+        return properties
+    }
+
     /// Producer settings for this configuration, for a producer sending to `topics`.
     public func producerConfiguration(sendingTo topics: [String]) throws(KafkaError) -> KafkaProducerConfiguration {
         KafkaProducerConfiguration(bootstrapServers: try bootstrapServers(), properties: kafka.properties, topics: topics)
