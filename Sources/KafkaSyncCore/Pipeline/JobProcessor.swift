@@ -15,6 +15,7 @@ public final class JobProcessor: Sendable {
     private let engines: [TransferEngineKind: any TransferEngine]
     private let retryPolicy: RetryPolicy
     private let throttle = ProgressThrottle()
+    private let runningRows: RunningRows
     private let logger: Logger
     private let workerHost = ProcessInfo.processInfo.hostName
 
@@ -28,6 +29,7 @@ public final class JobProcessor: Sendable {
         self.engines = engines
         retryPolicy = RetryPolicy(config.consumer)
         self.logger = logger
+        runningRows = RunningRows { [store, logger] record in await Self.save(record, to: store, logger: logger) }
     }
 
     /// Processes one delivery. Never throws: every failure becomes a record for the retry or dead-letter topic.
@@ -68,12 +70,7 @@ public final class JobProcessor: Sendable {
                                     checksum: job.checksum?.description, workerHost: workerHost,
                                     kafkaTopic: history.originalTopic, kafkaPartition: history.originalPartition,
                                     kafkaOffset: history.originalOffset, receivedAt: started, startedAt: started)
-        // The running row is written only once a transfer has taken a second: a small file is in place, and its
-        // completed row written, before anyone could look. (Awaited before any later save, so never after it.)
-        let runningRow = Task { [record] in
-            guard (try? await Task.sleep(for: .seconds(1))) != nil else { return }
-            await save(record)
-        }
+        runningRows.start(record)
         logger.info("transfer started", metadata: meta + ["job.attempt": "\(history.attempt)"])
         let outcome: Result<(StagedTransfer, (path: String, disposition: StagingArea.Disposition)), TransferFailure>
         do {
@@ -81,8 +78,7 @@ public final class JobProcessor: Sendable {
         } catch {
             outcome = .failure(error)
         }
-        runningRow.cancel()
-        await runningRow.value
+        await runningRows.finish(job.id)
         do {
             let (staged, placed) = try outcome.get()
             let elapsed = Date().timeIntervalSince(started)
@@ -239,6 +235,10 @@ public final class JobProcessor: Sendable {
     }
 
     private func save(_ record: TransferRecord) async {
+        await Self.save(record, to: store, logger: logger)
+    }
+
+    private static func save(_ record: TransferRecord, to store: any TransferStore, logger: Logger) async {
         do {
             try await store.save(record)
         } catch {
