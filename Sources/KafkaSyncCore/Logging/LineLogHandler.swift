@@ -17,7 +17,7 @@ public struct LineLogHandler: LogHandler {
                 try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
                                                         withIntermediateDirectories: true)
                 if !FileManager.default.fileExists(atPath: path) {
-                    FileManager.default.createFile(atPath: path, contents: nil)
+                    _ = FileManager.default.createFile(atPath: path, contents: nil)
                 }
                 guard let handle = FileHandle(forWritingAtPath: path) else {
                     throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: path])

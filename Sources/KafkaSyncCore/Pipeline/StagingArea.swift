@@ -8,6 +8,7 @@ import TransferStore
 public struct StagingArea: Sendable {
     /// `[locations]`.
     public let locations: Locations
+    private let folderSyncs = FolderSyncs()
 
     /// A staging area over these folders.
     public init(locations: Locations) {
@@ -77,15 +78,20 @@ public struct StagingArea: Sendable {
     }
 
     /// Fsyncs the staged files and renames them into `completes[/destination]` (creating folders; across file
-    /// systems copy, fsync, then rename), resolving name collisions with `policy`, then removes the staging
-    /// folder. A directory whose target does not exist moves as a whole; into an existing one, file by file.
+    /// systems copy, fsync, then rename), resolving name collisions with `policy`, removes the staging
+    /// folder, and fsyncs the folder it went into (one fsync for the jobs that finish together). A directory whose target does not exist moves as a whole; into an existing one, file by file.
     /// - Returns: the final path and what happened.
     /// - Throws: `name_conflict` (permanent) under the `fail` policy; `local_io` (transient).
     public func complete(_ staged: StagedTransfer, job: TransferJob, policy: ConsumerSettings.ConflictPolicy)
         async throws(TransferFailure) -> (path: String, disposition: Disposition)
     {
         // Every step blocks (fsync most of all): all of them in one trip off the cooperative pool.
-        try await runBlocking { () throws(TransferFailure) in try completeNow(staged, job: job, policy: policy) }
+        let result = try await runBlocking { () throws(TransferFailure) in
+            try completeNow(staged, job: job, policy: policy)
+        }
+        // The folder's new entries reach the disk in an fsync that concurrent jobs share.
+        await folderSyncs.sync((finalPath(for: job) as NSString).deletingLastPathComponent)
+        return result
     }
 
     private func completeNow(_ staged: StagedTransfer, job: TransferJob, policy: ConsumerSettings.ConflictPolicy)
@@ -113,7 +119,6 @@ public struct StagingArea: Sendable {
                 result = (target, dispositions.subtracting([.identical]).first ?? .identical)
             }
         }
-        Self.syncFolder((target as NSString).deletingLastPathComponent)
         discard(job)
         return result
     }
@@ -201,14 +206,6 @@ public struct StagingArea: Sendable {
         guard descriptor >= 0 else { throw TransferFailure.local("cannot open \(path)") }
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else { throw TransferFailure.local("cannot flush \(path) to disk") }
-    }
-
-    /// Flushes a folder's entries (a rename into it) to disk; best effort.
-    static func syncFolder(_ path: String) {
-        let descriptor = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard descriptor >= 0 else { return }
-        fsync(descriptor)
-        close(descriptor)
     }
 
     /// Whether two files have the same size and SHA-256.

@@ -93,7 +93,7 @@ public struct HostKeyVerifier: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         if !FileManager.default.fileExists(atPath: knownHosts) {
-            FileManager.default.createFile(atPath: knownHosts, contents: nil, attributes: [.posixPermissions: 0o600])
+            _ = FileManager.default.createFile(atPath: knownHosts, contents: nil, attributes: [.posixPermissions: 0o600])
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: knownHosts))
         defer { try? handle.close() }
