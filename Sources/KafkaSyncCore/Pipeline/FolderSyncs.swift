@@ -5,12 +5,12 @@ import Synchronization
 /// folder that *starts* after its call, and every caller that arrives while one fsync runs shares the next. With
 /// many small files landing in one folder, most of them need no fsync of their own.
 final class FolderSyncs: Sendable {
+    /// A folder being flushed (it has an entry exactly while an fsync of it runs).
     private struct Folder {
         /// The number of fsyncs started.
-        var started = 0
-        var running = false
+        var started = 1
         /// Callers and the fsync (by number) that covers them.
-        var waiters: [(covered: Int, continuation: CheckedContinuation<Void, Never>)] = []
+        var waiters: [(covered: Int, continuation: CheckedContinuation<Void, Never>)]
     }
 
     private let folders = Mutex<[String: Folder]>([:])
@@ -23,16 +23,16 @@ final class FolderSyncs: Sendable {
     /// as a folder that cannot be opened has nothing of ours to flush).
     func sync(_ path: String) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let start: Int? = folders.withLock { folders in
-                var folder = folders[path] ?? Folder()
-                defer { folders[path] = folder }
-                folder.waiters.append((folder.started + 1, continuation))
-                guard !folder.running else { return nil }
-                folder.running = true
-                folder.started += 1
-                return folder.started
+            let start = folders.withLock { folders in
+                guard folders[path] != nil else {
+                    folders[path] = Folder(waiters: [(1, continuation)])
+                    return true
+                }
+                // One is running already: the next one covers this caller.
+                folders[path]!.waiters.append((folders[path]!.started + 1, continuation))
+                return false
             }
-            if let start { DispatchQueue.global().async { self.run(path, number: start) } }
+            if start { DispatchQueue.global().async { self.run(path, number: 1) } }
         }
     }
 

@@ -44,9 +44,17 @@ final class RunningRows: Sendable {
         if startSweeper { Task { await sweep() } }
     }
 
-    /// The transfer ended: its row is not written any more, and a write under way is waited for.
+    /// The transfer ended: its row is not written any more, and a write under way is waited for (only then does
+    /// the caller suspend).
     func finish(_ jobID: String) async {
+        let saving = state.withLock { state in
+            if case .saving? = state.rows[jobID]?.row { return true }
+            state.rows[jobID] = nil
+            return false
+        }
+        guard saving else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            // The write may have ended since the check above (the row is then `written`).
             let wait = state.withLock { state in
                 guard case .saving(let finished)? = state.rows[jobID]?.row else {
                     state.rows[jobID] = nil

@@ -78,8 +78,9 @@ public struct StagingArea: Sendable {
     }
 
     /// Fsyncs the staged files and renames them into `completes[/destination]` (creating folders; across file
-    /// systems copy, fsync, then rename), resolving name collisions with `policy`, removes the staging
-    /// folder, and fsyncs the folder it went into (one fsync for the jobs that finish together). A directory whose target does not exist moves as a whole; into an existing one, file by file.
+    /// systems copy, fsync, then rename), resolving name collisions with `policy`, removes the staging folder,
+    /// and fsyncs the folder it went into (one fsync for the jobs that finish together). A directory whose target
+    /// does not exist moves as a whole; into an existing one, file by file.
     /// - Returns: the final path and what happened.
     /// - Throws: `name_conflict` (permanent) under the `fail` policy; `local_io` (transient).
     public func complete(_ staged: StagedTransfer, job: TransferJob, policy: ConsumerSettings.ConflictPolicy)
