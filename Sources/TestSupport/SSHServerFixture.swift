@@ -127,16 +127,34 @@ public final class SSHServerFixture: Sendable {
     /// Kills this sshd and every connection process it forked (SIGKILL), as if the server died.
     /// Other sshd fixtures of the test run are left alone.
     public func kill() async {
-        var victims: [pid_t] = []
+        for pid in await connectionProcesses() { Foundation.kill(pid, SIGKILL) }
+        _ = await process.stop(signal: SIGKILL)
+    }
+
+    /// The files under `data/` that the server's processes hold open now (SFTP handles not yet closed).
+    public func openDataFiles() async -> [String] {
+        let data = dataPath("")
+        return await connectionProcesses().flatMap { pid in
+            let folder = "/proc/\(pid)/fd"
+            return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).compactMap { fd in
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/\(fd)")).flatMap {
+                    $0.hasPrefix(data) ? $0 : nil
+                }
+            }
+        }
+    }
+
+    /// Every process this sshd forked, and theirs.
+    private func connectionProcesses() async -> [pid_t] {
+        var found: [pid_t] = []
         var parents = [process.processIdentifier]
         while let parent = parents.popLast() {
             let children = (try? await runProcess("ps", ["-o", "pid=", "--ppid", "\(parent)"]))?.stdout
                 .split(whereSeparator: \.isWhitespace).compactMap { pid_t($0) } ?? []
-            victims += children
+            found += children
             parents += children
         }
-        for pid in victims { Foundation.kill(pid, SIGKILL) }
-        _ = await process.stop(signal: SIGKILL)
+        return found
     }
 
     /// Stops sshd and removes its folder.

@@ -70,6 +70,46 @@ import Testing
         }
     }
 
+    @Test func lookUpOpensRegularFilesWithTheirStatAndEveryHandleIsClosed() async throws {
+        try await withSSHServer { server in
+            let contents = randomData(10_240)
+            let remote = try server.serve("one.bin", contents)
+            let shrinking = try server.serve("shrinking.bin", contents)
+            try server.serve("folder/inside.txt", Data("x".utf8))
+            let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
+            let session = try await connection.openSFTP()
+
+            let (attributes, file) = try await session.lookUp(remote)
+            #expect(attributes.size == 10_240 && attributes.isRegularFile)
+            let local = server.directory.file("one.out")
+            #expect(try await session.download(try #require(file), to: local) == 10_240)
+            #expect(FileManager.default.contents(atPath: local) == contents)
+
+            let folder = try await session.lookUp(server.dataPath("folder"))
+            #expect(folder.attributes.isDirectory && folder.file == nil, "a folder is not handed out as a file")
+            await #expect {
+                _ = try await session.lookUp(server.dataPath("missing"))
+            } throws: { ($0 as? SFTPError)?.code == .noSuchFile }
+            session.close(try #require(try await session.lookUp(remote).file))  // looked up, then not wanted
+            let listed = try await session.open(remote, attributes: attributes)
+            #expect(try await session.download(listed, to: local, offset: 4096) == 10_240, "resumes like a path download")
+            #expect(FileManager.default.contents(atPath: local) == contents)
+
+            // The file shrinks after its lookup: its one READ comes back short, and its CLOSE is already on the way.
+            let opened = try #require(try await session.lookUp(shrinking).file)
+            #expect(truncate(shrinking, 3000) == 0)
+            let shortLocal = server.directory.file("shrinking.out")
+            #expect(try await session.download(opened, to: shortLocal) == 3000, "the caller sees fewer bytes than the size")
+            #expect(FileManager.default.contents(atPath: shortLocal) == contents.prefix(3000))
+
+            // Every handle the server opened (files, and the folder opened with its lookup) gets closed, though no
+            // CLOSE is awaited: the server process holds none of them open once the answers are in.
+            #expect(try await session.realPath(".").hasPrefix("/"), "a round trip after the last CLOSE")
+            #expect(await server.openDataFiles() == [])
+            await connection.close()
+        }
+    }
+
     @Test func resumesFromAPartialFile() async throws {
         try await withSSHServer { server in
             let contents = randomData(1_000_000)

@@ -27,15 +27,17 @@ public final class NativeEngine: TransferEngine {
         let plan = FetchPlan(pool: pool, parallelism: request.parallelism,
                              segmentThreshold: request.segmentThreshold, counter: counter)
         do {
-            // A file fetched in one stream uses the session that looked it up: one lease per small file.
+            // A file fetched in one stream uses the session that looked it up and the handle opened with the
+            // lookup: one lease and two round trips per small file.
             let (attributes, streamedTo) = try await pool.withSession { session throws(SFTPError) in
-                let attributes = try await session.attributes(remotePath)
-                guard request.job.kind != .directory, attributes.isRegularFile,
-                      !isSegmented(attributes, local: local, segments: request.parallelism, plan: plan)
-                else { return (attributes, nil as Int64?) }
+                let (attributes, file) = try await session.lookUp(remotePath, open: request.job.kind != .directory)
+                guard let file else { return (attributes, nil as Int64?) }
+                if isSegmented(attributes, local: local, segments: request.parallelism, plan: plan) {
+                    session.close(file)
+                    return (attributes, nil)
+                }
                 counter.addTotal(attributes.size ?? 0)
-                return (attributes, try await fetchStream(remotePath, attributes: attributes, to: local, session: session,
-                                                          counter: counter))
+                return (attributes, try await fetchStream(file, to: local, session: session, counter: counter))
             }
             switch (request.job.kind, attributes.isDirectory) {
             case (.file, true):
@@ -112,7 +114,8 @@ public final class NativeEngine: TransferEngine {
             return try finishFile(remote, attributes: attributes, at: local, streamedTo: nil)
         }
         let end = try await plan.pool.withSession { session throws(SFTPError) in
-            try await fetchStream(remote, attributes: attributes, to: local, session: session, counter: plan.counter)
+            try await fetchStream(try await session.open(remote, attributes: attributes), to: local, session: session,
+                                  counter: plan.counter)
         }
         return try finishFile(remote, attributes: attributes, at: local, streamedTo: end)
     }
@@ -123,18 +126,21 @@ public final class NativeEngine: TransferEngine {
         segments > 1 && attributes.size ?? 0 >= plan.segmentThreshold || pathExists(SegmentState.path(beside: local))
     }
 
-    /// Fetches a file in one stream on `session`, resuming from what `local` holds when that is not longer than
-    /// the remote file.
+    /// Fetches an open file in one stream on `session` (and closes it), resuming from what `local` holds when
+    /// that is not longer than the remote file.
     /// - Returns: where the local file ends.
-    private func fetchStream(_ remote: String, attributes: SFTPFileAttributes, to local: String, session: SFTPSession,
+    private func fetchStream(_ file: SFTPOpenFile, to local: String, session: SFTPSession,
                              counter: ProgressCounter) async throws(SFTPError) -> Int64 {
-        let size = attributes.size ?? 0
+        let size = file.attributes.size ?? 0
         var have = fileSize(local) ?? 0
         if have > size { have = 0 }  // the remote file shrank: start over
         counter.addPresent(have)
-        guard have < size || attributes.size == nil || (have == 0 && size == 0) else { return have }
+        guard have < size || file.attributes.size == nil || (have == 0 && size == 0) else {
+            session.close(file)
+            return have
+        }
         let reported = Atomic<Int64>(0)
-        return try await session.download(remote, to: local, offset: have, size: attributes.size) { bytes in
+        return try await session.download(file, to: local, offset: have) { bytes in
             counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
         }
     }

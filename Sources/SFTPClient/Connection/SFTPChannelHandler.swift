@@ -1,10 +1,10 @@
 import NIOCore
 import NIOSSH
 
-/// A request on its way out, with the promise its response completes.
+/// Requests on their way out, each with the promise its response completes. They leave in one SSH message: the
+/// server reads them together, and a file's STAT and OPEN (or READ and CLOSE) cost one trip instead of two.
 struct SFTPOutbound {
-    let request: SFTPRequest
-    let response: EventLoopPromise<SFTPResponse>
+    let requests: [(request: SFTPRequest, response: EventLoopPromise<SFTPResponse>)]
 }
 
 /// Sits on the SSH session channel: requests the `sftp` subsystem, frames requests, parses responses and
@@ -56,17 +56,19 @@ final class SFTPChannelHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let outbound = unwrapOutboundIn(data)
         if let failure {
-            outbound.response.fail(failure)
+            outbound.requests.forEach { $0.response.fail(failure) }
             promise?.fail(failure)
             return
         }
-        if let id = outbound.request.id {
-            pending[id] = outbound.response
-        } else {
-            versionPromise = outbound.response
+        var buffer = context.channel.allocator.buffer(capacity: 64 * outbound.requests.count)
+        for (request, response) in outbound.requests {
+            if let id = request.id {
+                pending[id] = response
+            } else {
+                versionPromise = response
+            }
+            SFTPPacketSerializer.write(request, into: &buffer)
         }
-        var buffer = context.channel.allocator.buffer(capacity: 64)
-        SFTPPacketSerializer.write(outbound.request, into: &buffer)
         context.write(wrapOutboundOut(SSHChannelData(type: .channel, data: .byteBuffer(buffer))), promise: promise)
     }
 

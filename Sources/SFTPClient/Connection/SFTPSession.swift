@@ -44,6 +44,15 @@ public struct SFTPDirectoryEntry: Sendable, Equatable {
     public var attributes: SFTPFileAttributes
 }
 
+/// A remote file open for reading on one session, with the attributes it had when opened.
+public struct SFTPOpenFile: Sendable {
+    /// The remote path.
+    public let path: String
+    /// What the server said about it.
+    public let attributes: SFTPFileAttributes
+    let handle: ByteBuffer
+}
+
 /// An SFTP v3 session on one SSH channel: requests are pipelined, answered by id.
 public final class SFTPSession: Sendable {
     private let channel: any Channel
@@ -88,17 +97,24 @@ public final class SFTPSession: Sendable {
 
     /// Sends a request now and returns the future of its response (for pipelining).
     func send(_ make: (UInt32) -> SFTPRequest) -> EventLoopFuture<SFTPResponse> {
-        let id = nextID.withLock { id in
-            defer { id = id &+ 1 }
+        withoutActuallyEscaping(make) { send([$0])[0] }
+    }
+
+    /// Sends requests now, in one SSH message, and returns the futures of their responses in the same order.
+    func send(_ makes: [(UInt32) -> SFTPRequest]) -> [EventLoopFuture<SFTPResponse>] {
+        let first = nextID.withLock { id in
+            defer { id = id &+ UInt32(makes.count) }
             return id
         }
-        let promise = channel.eventLoop.makePromise(of: SFTPResponse.self)
-        // A write that never reaches the handler (closed channel) must still complete the response
+        let requests = makes.enumerated().map { index, make in
+            (request: make(first &+ UInt32(index)), response: channel.eventLoop.makePromise(of: SFTPResponse.self))
+        }
+        // A write that never reaches the handler (closed channel) must still complete the responses
         // (completing an already completed promise is a no-op in NIO).
         let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenFailure { promise.fail(Self.mapped($0)) }
-        channel.writeAndFlush(SFTPOutbound(request: make(id), response: promise), promise: written)
-        return promise.futureResult
+        written.futureResult.whenFailure { error in requests.forEach { $0.response.fail(Self.mapped(error)) } }
+        channel.writeAndFlush(SFTPOutbound(requests: requests), promise: written)
+        return requests.map(\.response.futureResult)
     }
 
     func request(_ make: (UInt32) -> SFTPRequest) async throws(SFTPError) -> SFTPResponse {
@@ -177,6 +193,53 @@ public final class SFTPSession: Sendable {
         }
     }
 
+    /// The attributes of `path` (STAT, following symbolic links) and, when it is a regular file, the file opened for
+    /// reading: STAT and OPEN go out together, so a file costs one round trip before its data instead of two.
+    /// - Returns: the open file (for ``download(_:to:offset:window:progress:)`` or ``close(_:)``) when `path` is a
+    ///   regular file and `open` is set; else `nil` (a handle the server gave anyway is closed).
+    /// - Throws: the STAT's error, or when `path` is a regular file, the OPEN's.
+    public func lookUp(_ path: String, open: Bool = true) async throws(SFTPError)
+        -> (attributes: SFTPFileAttributes, file: SFTPOpenFile?)
+    {
+        guard open else { return (try await attributes(path), nil) }
+        let responses = send([{ .stat(id: $0, path: path) }, { .open(id: $0, path: path, flags: .read, attributes: .empty) }])
+        let stat: SFTPResponse, opened: SFTPResponse
+        do {
+            (stat, opened) = (try await responses[0].get(), try await responses[1].get())
+        } catch {
+            throw Self.mapped(error)
+        }
+        let handle = try? expectHandle(opened, path: path)
+        let attributes: SFTPFileAttributes
+        do {
+            attributes = SFTPFileAttributes(try expectAttributes(stat, path: path))
+        } catch {
+            handle.map(closeHandle)
+            throw error
+        }
+        guard attributes.isRegularFile else {
+            handle.map(closeHandle)
+            return (attributes, nil)
+        }
+        return (attributes, SFTPOpenFile(path: path, attributes: attributes, handle: try expectHandle(opened, path: path)))
+    }
+
+    /// Opens a file for reading whose attributes the caller knows (from a directory listing).
+    public func open(_ path: String, attributes: SFTPFileAttributes) async throws(SFTPError) -> SFTPOpenFile {
+        let handle = try expectHandle(try await request({ .open(id: $0, path: path, flags: .read, attributes: .empty) }),
+                                      path: path)
+        return SFTPOpenFile(path: path, attributes: attributes, handle: handle)
+    }
+
+    /// Closes a file that is not downloaded after all (without waiting for the server's answer).
+    public func close(_ file: SFTPOpenFile) {
+        closeHandle(file.handle)
+    }
+
+    private func closeHandle(_ handle: ByteBuffer) {
+        _ = send({ .close(id: $0, handle: handle) })  // nothing to learn from its answer
+    }
+
     /// Downloads `remotePath` into the local file `localPath`, from `offset` on (for resuming: bytes before
     /// it are kept). Up to `window` READs of ``maximumReadLength`` are in flight; memory stays bounded by them.
     /// - Parameter progress: called with the bytes received so far (from `offset`); at most one chunk is still
@@ -186,8 +249,19 @@ public final class SFTPSession: Sendable {
     /// - Returns: the size of the local file when done.
     public func download(_ remotePath: String, to localPath: String, offset: Int64 = 0, size: Int64? = nil,
                          window: Int = 32, progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
-        try await read(remotePath, into: localPath, truncatingTo: offset, from: offset, to: size, window: window,
-                       progress: progress)
+        let handle = try expectHandle(try await request({
+            .open(id: $0, path: remotePath, flags: .read, attributes: .empty)
+        }), path: remotePath)
+        return try await read(remotePath, handle: handle, into: localPath, truncatingTo: offset, from: offset, to: size,
+                              window: window, progress: progress)
+    }
+
+    /// Downloads an open file (from ``lookUp(_:open:)`` or ``open(_:attributes:)``) into `localPath` like
+    /// ``download(_:to:offset:size:window:progress:)``, reading up to the size it had when opened, and closes it.
+    public func download(_ file: SFTPOpenFile, to localPath: String, offset: Int64 = 0, window: Int = 32,
+                         progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
+        try await read(file.path, handle: file.handle, into: localPath, truncatingTo: offset, from: offset,
+                       to: file.attributes.size, window: window, progress: progress)
     }
 
     /// Downloads the bytes `range` of `remotePath` into the same positions of `localPath`, leaving the rest of
@@ -195,37 +269,39 @@ public final class SFTPSession: Sendable {
     /// - Returns: the end of the range.
     public func download(_ remotePath: String, to localPath: String, range: Range<Int64>, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
-        try await read(remotePath, into: localPath, truncatingTo: nil, from: range.lowerBound, to: range.upperBound,
-                       window: window, progress: progress)
-    }
-
-    private func read(_ remotePath: String, into localPath: String, truncatingTo length: Int64?, from start: Int64,
-                      to end: Int64?, window: Int, progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
         let handle = try expectHandle(try await request({
             .open(id: $0, path: remotePath, flags: .read, attributes: .empty)
         }), path: remotePath)
+        return try await read(remotePath, handle: handle, into: localPath, truncatingTo: nil, from: range.lowerBound,
+                              to: range.upperBound, window: window, progress: progress)
+    }
+
+    /// Reads an open remote file into `localPath` and closes it (its CLOSE rides with the last READ when one READ
+    /// is all there is left).
+    private func read(_ remotePath: String, handle: ByteBuffer, into localPath: String, truncatingTo length: Int64?,
+                      from start: Int64, to end: Int64?, window: Int, progress: @Sendable (Int64) -> Void)
+        async throws(SFTPError) -> Int64
+    {
+        var closed = false
+        defer { if !closed { closeHandle(handle) } }
         var size = end.map { UInt64($0) }
         if size == nil {
             size = try? expectAttributes(try await request({ .fstat(id: $0, handle: handle) }), path: remotePath).size
         }
         let file = try LocalFile(path: localPath, truncateTo: length)
-        do {
-            let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(start), size: size,
-                                                  confirmEnd: end == nil, window: max(1, window), into: file,
-                                                  progress: progress)
-            file.close()
-            _ = send({ .close(id: $0, handle: handle) })  // nothing to learn from its answer
-            return start + written
-        } catch {
-            file.close()
-            _ = send({ .close(id: $0, handle: handle) })
-            throw error
-        }
+        defer { file.close() }
+        let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(start), size: size,
+                                              confirmEnd: end == nil, window: max(1, window), into: file,
+                                              closed: &closed, progress: progress)
+        return start + written
     }
 
+    /// Reads with up to `window` READs in flight. When `size` is known (and `confirmEnd` off) and one READ is all
+    /// there is left, the CLOSE goes out with it and `closed` is set; a short answer then ends the download early
+    /// (the caller sees fewer bytes than it asked for).
     private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, confirmEnd: Bool,
-                               window: Int,
-                               into file: LocalFile, progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
+                               window: Int, into file: LocalFile, closed: inout Bool,
+                               progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
         do {
             // One write runs while the next responses arrive; writes stay in offset order, so an interrupted
             // download always leaves a whole prefix to resume from.
@@ -237,20 +313,31 @@ public final class SFTPSession: Sendable {
                 var writing = false
                 var inFlight: [(offset: UInt64, length: UInt64, response: EventLoopFuture<SFTPResponse>)] = []
                 inFlight.reserveCapacity(window)
-                func issue(_ offset: UInt64, _ length: UInt64) {
-                    inFlight.append((offset, length, send({ .read(id: $0, handle: handle, offset: offset, length: UInt32(length)) })))
+                var reads: [(offset: UInt64, length: UInt64)] = []
+                /// Sends the `reads` collected, in one message (with the CLOSE when `close` is set).
+                func issue(close: Bool = false) {
+                    var requests = reads.map { read in
+                        { (id: UInt32) in SFTPRequest.read(id: id, handle: handle, offset: read.offset, length: UInt32(read.length)) }
+                    }
+                    if close { requests.append { .close(id: $0, handle: handle) } }
+                    guard !requests.isEmpty else { return }
+                    for (read, response) in zip(reads, send(requests)) { inFlight.append((read.offset, read.length, response)) }
+                    reads.removeAll(keepingCapacity: true)
                 }
                 while true {
-                    while !atEnd && inFlight.count < window && (size.map { next < $0 } ?? true) {
+                    while !atEnd && inFlight.count + reads.count < window && (size.map { next < $0 } ?? true) {
                         let length = confirmEnd ? chunk : min(chunk, size! - next)
-                        issue(next, length)
+                        reads.append((next, length))
                         next += length
                     }
-                    if confirmEnd && inFlight.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
+                    if confirmEnd && inFlight.isEmpty && reads.isEmpty && size.map({ next >= $0 }) == true && !atEnd {
                         // The size said we are done; one more read confirms the end (the file may have grown).
-                        issue(next, chunk)
+                        reads.append((next, chunk))
                         next += chunk
                     }
+                    let last = !closed && !confirmEnd && inFlight.isEmpty && reads.count == 1 && size.map({ next >= $0 }) == true
+                    issue(close: last)
+                    closed = closed || last
                     guard !inFlight.isEmpty else { break }
                     let (offset, length, future) = inFlight.removeFirst()
                     switch try await future.get() {
@@ -268,7 +355,8 @@ public final class SFTPSession: Sendable {
                         }
                         written += Int64(count)
                         progress(written)
-                        if count < length { issue(offset + count, length - count) }  // a short read: ask for the rest
+                        // A short read: ask for the rest, while the file is open.
+                        if count < length && !closed { reads.append((offset + count, length - count)) }
                     case .status(_, .endOfFile, _):
                         atEnd = true
                     case .status(_, let code, let message):
