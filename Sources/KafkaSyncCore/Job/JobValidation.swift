@@ -23,7 +23,9 @@ extension TransferJob {
 
     /// No `..` component in any spelling: `/` or `\` separated, as written or percent-decoded.
     static func checkNoTraversal(_ path: String, field: String) throws(JobRejection) {
-        for spelling in [path, path.removingPercentEncoding ?? path] {
+        var spellings = [path]
+        if path.utf8.contains(UInt8(ascii: "%")), let decoded = path.removingPercentEncoding { spellings.append(decoded) }
+        for spelling in spellings {
             if spelling.split(omittingEmptySubsequences: false, whereSeparator: isSeparator).contains("..") {
                 throw JobRejection(.pathTraversal, field: field,
                                    "\(field) \(excerpt(path)) contains a \"..\" path component")
