@@ -32,6 +32,7 @@ let package = Package(
             name: "KafkaClient",
             dependencies: [
                 "CRdKafka",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
