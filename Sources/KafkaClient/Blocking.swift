@@ -1,7 +1,7 @@
 import NIOPosix
 
-/// Runs a blocking call (a librdkafka request with a timeout, a commit, a flush; an fsync or a file hash) on a
-/// thread of its own and resumes the caller with its result.
+/// Runs a blocking call (a librdkafka request with a timeout, a commit, a flush; an fsync, a file hash, a read of
+/// standard input) on a thread of its own and resumes the caller with its result.
 ///
 /// Not on `DispatchQueue.global()`: on Linux its threads also run Swift's tasks, so every fsync held one of the
 /// few threads that run everything else. With 16 jobs in flight, a job's placement waited ~2 ms for such a thread;

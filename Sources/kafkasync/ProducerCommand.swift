@@ -171,16 +171,10 @@ struct ProducerSession {
 /// Prints a prompt and reads one line off the cooperative pool. `nil` at the end of input.
 private func prompt(_ text: String) async -> String? {
     printNow(text, terminator: "")
-    return await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: readLine(strippingNewline: true)) }
-    }
+    return await runBlocking { readLine(strippingNewline: true) }
 }
 
 /// Reads standard input to the end off the cooperative pool.
 private func readAllStandardInput() async throws -> Data {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result { try FileHandle.standardInput.readToEnd() ?? Data() })
-        }
-    }
+    try await runBlocking { () throws -> Data in try FileHandle.standardInput.readToEnd() ?? Data() }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import KafkaClient
 import Synchronization
 
 /// Flushes folders' entries to disk for many renames at once (a group commit): a caller waits for an fsync of the
@@ -32,11 +33,11 @@ final class FolderSyncs: Sendable {
                 folders[path]!.waiters.append((folders[path]!.started + 1, continuation))
                 return false
             }
-            if start { DispatchQueue.global().async { self.run(path, number: 1) } }
+            if start { Task { await runBlocking { self.run(path, number: 1) } } }
         }
     }
 
-    /// Runs fsyncs of `path` (off the cooperative pool) until nobody waits.
+    /// Runs fsyncs of `path` (a blocking loop: on ``runBlocking(_:)``'s threads) until nobody waits.
     private func run(_ path: String, number: Int) {
         var number = number
         while true {
