@@ -80,14 +80,18 @@ enum TransferSQL {
 
     private static let selectRecords = "SELECT \(columns.joined(separator: ", ")) FROM transfers"
 
-    /// Inserts the record, or replaces every column of the existing record with the same job id.
-    static func upsert(_ record: TransferRecord) -> SQLStatement {
+    /// Inserts the records, or replaces every column of an existing record with the same job id; of records with
+    /// the same job id, the last wins (as if each were written in turn).
+    static func upsert(_ records: [TransferRecord]) -> SQLStatement {
+        var seen = Set<String>()
+        let latest = records.reversed().filter { seen.insert($0.jobID).inserted }.reversed()
+        let row = "(\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))"
         let updates = columns.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
         return SQLStatement(sql: """
             INSERT INTO transfers (\(columns.joined(separator: ", "))) \
-            VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", "))) \
+            VALUES \(Array(repeating: row, count: latest.count).joined(separator: ", ")) \
             ON CONFLICT (job_id) DO UPDATE SET \(updates)
-            """, arguments: values(record))
+            """, arguments: latest.flatMap(values))
     }
 
     static func record(jobID: String) -> SQLStatement {

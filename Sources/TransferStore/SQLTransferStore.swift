@@ -4,8 +4,19 @@ import Logging
 /// The ``TransferStore`` over SQL: one implementation of the behaviour, two backends (SQLite, PostgreSQL).
 public final class SQLTransferStore: TransferStore {
     private let backend: any SQLBackend
+    /// Saves of concurrent jobs share a statement.
+    let saves: GroupCommit
 
-    init(backend: any SQLBackend) { self.backend = backend }
+    init(backend: any SQLBackend) {
+        self.backend = backend
+        saves = GroupCommit { records in
+            do throws(StoreError) {
+                return .success(try await Self.perform { try await backend.execute(TransferSQL.upsert(records)) })
+            } catch {
+                return .failure(error)
+            }
+        }
+    }
 
     /// Opens the database at `location` (a SQLite file is created if missing). Call ``migrate()`` and keep
     /// ``run()`` running before use, or use ``withTransferStore(_:logger:_:)``.
@@ -32,7 +43,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func save(_ record: TransferRecord) async throws(StoreError) {
-        try await perform { try await backend.execute(TransferSQL.upsert(record)) }
+        try await saves.save(record)
     }
 
     public func record(jobID: String) async throws(StoreError) -> TransferRecord? {
@@ -40,7 +51,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func updateProgress(jobID: String, bytesTransferred: Int64, at time: Date) async throws(StoreError) {
-        try await perform {
+        try await Self.perform {
             try await backend.execute(TransferSQL.progress(jobID: jobID, bytesTransferred: bytesTransferred, at: time))
         }
     }
@@ -50,7 +61,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func statusCounts(since: Date?) async throws(StoreError) -> [TransferStatus: Int] {
-        let rows = try await perform { try await backend.fetch(TransferSQL.statusCounts(since: since)) }
+        let rows = try await Self.perform { try await backend.fetch(TransferSQL.statusCounts(since: since)) }
         var counts: [TransferStatus: Int] = [:]
         for row in rows {
             if let status = row[0].text.flatMap(TransferStatus.init(rawValue:)), let count = row[1].integer {
@@ -62,7 +73,7 @@ public final class SQLTransferStore: TransferStore {
 
     public func activity(since: Date, bucket: Duration) async throws(StoreError) -> [ActivityBucket] {
         let milliseconds = max(1, bucket.components.seconds * 1000 + bucket.components.attoseconds / 1_000_000_000_000_000)
-        let rows = try await perform {
+        let rows = try await Self.perform {
             try await backend.fetch(TransferSQL.activity(since: since, bucketMilliseconds: milliseconds))
         }
         return rows.compactMap { row in
@@ -72,7 +83,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func failureReasons(since: Date?, limit: Int) async throws(StoreError) -> [FailureReason] {
-        let rows = try await perform { try await backend.fetch(TransferSQL.failureReasons(since: since, limit: limit)) }
+        let rows = try await Self.perform { try await backend.fetch(TransferSQL.failureReasons(since: since, limit: limit)) }
         return rows.compactMap { row in
             guard let errorClass = row[0].text, let count = row[1].integer, let last = row[2].date else { return nil }
             return FailureReason(errorClass: errorClass, count: Int(count), lastSeen: last)
@@ -84,12 +95,12 @@ public final class SQLTransferStore: TransferStore {
     public func close() async { await backend.close() }
 
     private func fetchRecords(_ statement: SQLStatement) async throws(StoreError) -> [TransferRecord] {
-        let rows = try await perform { try await backend.fetch(statement) }
+        let rows = try await Self.perform { try await backend.fetch(statement) }
         return try rows.map { (row) throws(StoreError) in try TransferSQL.record(row) }
     }
 
     /// Runs backend work, turning its errors into ``StoreError``s.
-    private func perform<T>(_ work: () async throws -> T) async throws(StoreError) -> T {
+    private static func perform<T>(_ work: () async throws -> T) async throws(StoreError) -> T {
         do {
             return try await work()
         } catch let error as StoreError {

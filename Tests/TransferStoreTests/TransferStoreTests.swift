@@ -117,6 +117,34 @@ import Testing
     }
 
     @Test(arguments: StoreBackendKind.allCases)
+    func savesThatArriveTogetherShareAWrite(_ kind: StoreBackendKind) async throws {
+        try await withFreshStore(kind) { store, _ in
+            let saves = try #require(store as? SQLTransferStore).saves
+            let before = saves.writeCount
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for index in 0..<300 { group.addTask { try await store.save(record("together-\(index)", .running, at: t0)) } }
+                try await group.waitForAll()
+            }
+            let writes = saves.writeCount - before
+            #expect(writes < 300 && writes >= 300 / GroupCommit.batchLimit, "\(writes) writes for 300 saves")
+            let all = try await store.records(matching: TransferQuery(limit: 1000))
+            #expect(Set(all.map(\.jobID)) == Set((0..<300).map { "together-\($0)" }))
+        }
+    }
+
+    @Test func aBatchWithTheSameJobTwiceWritesTheLaterRecord() {
+        let running = record("twice", .running, at: t0), other = record("other", at: t0)
+        var completed = running
+        completed.status = .completed
+        let statement = TransferSQL.upsert([running, other, completed])
+        let rows = statement.arguments.count / TransferSQL.columns.count
+        #expect(rows == 2, "a row may not be upserted twice in one statement (PostgreSQL refuses)")
+        #expect(statement.arguments.contains(.text("completed")) && !statement.arguments.contains(.text("running")))
+        #expect(statement.arguments.firstIndex(of: .text("other"))! < statement.arguments.firstIndex(of: .text("twice"))!,
+                "the later save's place in the order")
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
     func concurrentWritersInTasksAndProcessesLoseAndDuplicateNothing(_ kind: StoreBackendKind) async throws {
         try await withFreshStore(kind) { store, location in
             let writer = try builtExecutable("StoreWriter")
