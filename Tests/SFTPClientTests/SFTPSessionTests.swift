@@ -37,9 +37,15 @@ import Testing
                 let contents = randomData(size)
                 let remote = try server.serve(name, contents)
                 let local = server.directory.file("out-\(size)")
-                let total = try await session.download(remote, to: local)
-                #expect(total == Int64(size))
+                let looked = try #require(try await session.lookUp(remote).file)
+                #expect(try await session.download(looked, to: local) == Int64(size))
                 #expect(FileManager.default.contents(atPath: local) == contents, "\(name)")
+                // A server that gave no size: FSTAT, then one more READ confirms the end.
+                let unsized = SFTPFileAttributes(size: nil, permissions: nil, modificationTime: nil, isDirectory: false,
+                                                 isRegularFile: true)
+                try FileManager.default.removeItem(atPath: local)
+                #expect(try await session.download(try await session.open(remote, attributes: unsized), to: local) == Int64(size))
+                #expect(FileManager.default.contents(atPath: local) == contents, "\(name), size unknown")
             }
             let home = try await session.realPath(".")
             #expect(home.hasPrefix("/"))
@@ -92,7 +98,7 @@ import Testing
             } throws: { ($0 as? SFTPError)?.code == .noSuchFile }
             session.close(try #require(try await session.lookUp(remote).file))  // looked up, then not wanted
             let listed = try await session.open(remote, attributes: attributes)
-            #expect(try await session.download(listed, to: local, offset: 4096) == 10_240, "resumes like a path download")
+            #expect(try await session.download(listed, to: local, offset: 4096) == 10_240, "resumes from the local file")
             #expect(FileManager.default.contents(atPath: local) == contents)
 
             // The file shrinks after its lookup: its one READ comes back short, and its CLOSE is already on the way.
@@ -119,7 +125,8 @@ import Testing
             let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
             let session = try await connection.openSFTP()
             let reported = ProgressLog()
-            let total = try await session.download(remote, to: local, offset: 400_000) { reported.record($0) }
+            let file = try #require(try await session.lookUp(remote).file)
+            let total = try await session.download(file, to: local, offset: 400_000) { reported.record($0) }
             #expect(total == 1_000_000)
             #expect(FileManager.default.contents(atPath: local) == contents)
             #expect(reported.last == 600_000, "progress counts the bytes fetched now")
@@ -132,14 +139,14 @@ import Testing
             let connection = try await SSHConnection.connect(try configuration(server), logger: logger)
             let session = try await connection.openSFTP()
             await #expect {
-                _ = try await session.download(server.dataPath("nope.bin"), to: server.directory.file("x"))
+                _ = try await session.lookUp(server.dataPath("nope.bin"))
             } throws: { ($0 as? SFTPError)?.code == .noSuchFile && !($0 as! SFTPError).isTransient }
             let secret = try server.serve("secret.bin", Data([1, 2, 3]))
             try FileManager.default.setAttributes([.posixPermissions: 0o000], ofItemAtPath: secret)
             if getuid() == 0 {
                 // As root the tests log in as an unprivileged user, so permissions apply.
                 await #expect {
-                    _ = try await session.download(secret, to: server.directory.file("y"))
+                    _ = try await session.lookUp(secret)
                 } throws: { ($0 as? SFTPError)?.code == .permissionDenied }
             }
             await connection.close()
@@ -206,7 +213,8 @@ import Testing
             await #expect {
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
-                        _ = try await session.download(remote, to: server.directory.file("big.out"), window: 1) {
+                        let file = try #require(try await session.lookUp(remote).file)
+                        _ = try await session.download(file, to: server.directory.file("big.out"), window: 1) {
                             progress.record($0)
                         }
                     }

@@ -240,24 +240,13 @@ public final class SFTPSession: Sendable {
         _ = send({ .close(id: $0, handle: handle) })  // nothing to learn from its answer
     }
 
-    /// Downloads `remotePath` into the local file `localPath`, from `offset` on (for resuming: bytes before
-    /// it are kept). Up to `window` READs of ``maximumReadLength`` are in flight; memory stays bounded by them.
+    /// Downloads an open file (from ``lookUp(_:open:)`` or ``open(_:attributes:)``) into the local file
+    /// `localPath` from `offset` on (for resuming: bytes before it are kept), and closes it. Up to `window` READs of
+    /// ``maximumReadLength`` are in flight; memory stays bounded by them. With the size known, exactly that many
+    /// bytes are read; without it, the server is asked (FSTAT) and one more READ confirms the end.
     /// - Parameter progress: called with the bytes received so far (from `offset`); at most one chunk is still
     ///   being written when it is called.
-    /// - Parameter size: the remote size when the caller knows it (from a STAT): then exactly that many bytes are
-    ///   read, without asking the server again or reading to its end of file (two round trips fewer per file).
     /// - Returns: the size of the local file when done.
-    public func download(_ remotePath: String, to localPath: String, offset: Int64 = 0, size: Int64? = nil,
-                         window: Int = 32, progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
-        let handle = try expectHandle(try await request({
-            .open(id: $0, path: remotePath, flags: .read, attributes: .empty)
-        }), path: remotePath)
-        return try await read(remotePath, handle: handle, into: localPath, truncatingTo: offset, from: offset, to: size,
-                              window: window, progress: progress)
-    }
-
-    /// Downloads an open file (from ``lookUp(_:open:)`` or ``open(_:attributes:)``) into `localPath` like
-    /// ``download(_:to:offset:size:window:progress:)``, reading up to the size it had when opened, and closes it.
     public func download(_ file: SFTPOpenFile, to localPath: String, offset: Int64 = 0, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
         try await read(file.path, handle: file.handle, into: localPath, truncatingTo: offset, from: offset,
