@@ -98,14 +98,16 @@ public struct LftpEngine: TransferEngine {
         try process.run()
         input.fileHandleForWriting.write(Data(script.utf8))
         try? input.fileHandleForWriting.close()
+        // A thread of its own for as long as lftp runs: a dispatch thread would be one of those that run tasks, and
+        // runBlocking's threads are for short calls (fsyncs would queue behind long transfers).
         return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread {
                 let stdout = output.fileHandleForReading.readDataToEndOfFile()
                 let stderr = errors.fileHandleForReading.readDataToEndOfFile()
                 process.waitUntilExit()
                 continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
                                                 String(decoding: stderr, as: UTF8.self)))
-            }
+            }.start()
         }
     }
 
