@@ -226,9 +226,12 @@ public final class SFTPSession: Sendable {
 
     /// Opens a file for reading whose attributes the caller knows (from a directory listing).
     public func open(_ path: String, attributes: SFTPFileAttributes) async throws(SFTPError) -> SFTPOpenFile {
-        let handle = try expectHandle(try await request({ .open(id: $0, path: path, flags: .read, attributes: .empty) }),
-                                      path: path)
-        return SFTPOpenFile(path: path, attributes: attributes, handle: handle)
+        SFTPOpenFile(path: path, attributes: attributes, handle: try await openHandle(path))
+    }
+
+    /// OPENs `path` for reading.
+    private func openHandle(_ path: String) async throws(SFTPError) -> ByteBuffer {
+        try expectHandle(try await request({ .open(id: $0, path: path, flags: .read, attributes: .empty) }), path: path)
     }
 
     /// Closes a file that is not downloaded after all (without waiting for the server's answer).
@@ -258,11 +261,8 @@ public final class SFTPSession: Sendable {
     /// - Returns: the end of the range.
     public func download(_ remotePath: String, to localPath: String, range: Range<Int64>, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
-        let handle = try expectHandle(try await request({
-            .open(id: $0, path: remotePath, flags: .read, attributes: .empty)
-        }), path: remotePath)
-        return try await read(remotePath, handle: handle, into: localPath, truncatingTo: nil, from: range.lowerBound,
-                              to: range.upperBound, window: window, progress: progress)
+        try await read(remotePath, handle: try await openHandle(remotePath), into: localPath, truncatingTo: nil,
+                       from: range.lowerBound, to: range.upperBound, window: window, progress: progress)
     }
 
     /// Reads an open remote file into `localPath` and closes it (its CLOSE rides with the last READ when one READ
