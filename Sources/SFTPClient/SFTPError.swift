@@ -9,14 +9,14 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
             case hostKeyChanged = "host_key_changed", hostKeyRevoked = "host_key_revoked"
             case authenticationFailed = "authentication_failed", unreadableKey = "unreadable_key"
             case unsupportedKey = "unsupported_key", noSuchFile = "no_such_file"
-            case permissionDenied = "permission_denied", failure, protocolError = "protocol_error"
+            case permissionDenied = "permission_denied", failure, protocolError = "protocol_error", cancelled
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
 
         /// The TCP connection could not be made (transient).
         public static let connectionFailed = Code(.connectionFailed)
-        /// Connecting, the handshake or a request took too long (transient).
+        /// Connecting or the handshake took too long, or the server stopped answering requests (transient).
         public static let timedOut = Code(.timedOut)
         /// The connection dropped (transient).
         public static let connectionLost = Code(.connectionLost)
@@ -42,6 +42,8 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let failure = Code(.failure)
         /// The server broke the SFTP protocol.
         public static let protocolError = Code(.protocolError)
+        /// The task waiting for the server was cancelled (transient: nothing is wrong with the job).
+        public static let cancelled = Code(.cancelled)
 
         public var description: String { value.rawValue }
     }
@@ -59,7 +61,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Whether retrying later may succeed.
     public var isTransient: Bool {
-        [.connectionFailed, .timedOut, .connectionLost, .failure].contains(code)
+        [.connectionFailed, .timedOut, .connectionLost, .failure, .cancelled].contains(code)
     }
 
     public var description: String { "\(message) [\(code)]" }

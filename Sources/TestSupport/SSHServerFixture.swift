@@ -144,6 +144,18 @@ public final class SSHServerFixture: Sendable {
         }
     }
 
+    /// The connection processes that hold `path` open now: the sshd sessions serving it. A test stops them
+    /// (`SIGSTOP`) to make the server stop answering on those connections while the kernel still accepts their
+    /// bytes, as a hung server does, and must let them go (`SIGCONT` or `SIGKILL`) before it ends.
+    public func processes(holdingOpen path: String) async -> [pid_t] {
+        await connectionProcesses().filter { pid in
+            let folder = "/proc/\(pid)/fd"
+            return ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).contains { fd in
+                (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(folder)/\(fd)")) == path
+            }
+        }
+    }
+
     /// Every process this sshd forked, and theirs.
     private func connectionProcesses() async -> [pid_t] {
         var found: [pid_t] = []

@@ -5,6 +5,12 @@ import NIOCore
 /// session (SFTP answers requests by id, so several transfers can share one), and a new connection is opened
 /// only while every open one is busy and fewer than ``size`` exist. Dead connections are dropped and replaced
 /// on the next use; idle ones are pinged every ``keepaliveInterval`` and closed after ``idleTimeout``.
+///
+/// A silent server cannot hold a transfer: each connection fails the requests waiting on a server silent for the
+/// configuration's `stallTimeout` with `timedOut` and closes itself, and the idle pings have the same limit, so
+/// a dead peer is found within ``keepaliveInterval`` plus `stallTimeout` even when nothing else is sent (the
+/// ping is an SFTP request the server must answer, the SFTP-level equivalent of OpenSSH's
+/// `keepalive@openssh.com`, which swift-nio-ssh 0.15 cannot send; TCP keepalive covers a vanished host).
 public actor SFTPConnectionPool {
     /// The most connections open at once.
     public let size: Int
@@ -24,6 +30,8 @@ public actor SFTPConnectionPool {
         var live: Live?
         var leases = 0
         var lastUsed = ContinuousClock.now
+        /// Takes no new leases; closed when the last one comes back.
+        var retired = false
     }
 
     struct Live: Sendable {
@@ -61,7 +69,7 @@ public actor SFTPConnectionPool {
             entries[id] = nil
         }
         let id: Int
-        if let (leastBusy, entry) = entries.min(by: { $0.value.leases < $1.value.leases }),
+        if let (leastBusy, entry) = entries.filter({ !$0.value.retired }).min(by: { $0.value.leases < $1.value.leases }),
            entry.leases == 0 || entries.count >= size {
             id = leastBusy
         } else {
@@ -90,17 +98,19 @@ public actor SFTPConnectionPool {
         }
     }
 
-    /// Gives a session back. A connection that is not `healthy` (it lost its connection or timed out) is closed
-    /// so the next lease opens a fresh one.
+    /// Gives a session back. A connection that is not `healthy` (it lost its connection, timed out, or its
+    /// transfer was cancelled while waiting for the server) takes no new leases and is closed once no other
+    /// transfer uses it, so the next lease opens a fresh one.
     public func release(_ lease: Lease, healthy: Bool) async {
         guard var entry = entries[lease.id] else { return }
         entry.leases -= 1
         entry.lastUsed = .now
-        if healthy && lease.connection.isActive && !closed {
-            entries[lease.id] = entry
-        } else {
+        entry.retired = entry.retired || !healthy || !lease.connection.isActive || closed
+        if entry.retired && entry.leases == 0 {
             entries[lease.id] = nil
             await lease.connection.close()
+        } else {
+            entries[lease.id] = entry
         }
     }
 
@@ -148,8 +158,8 @@ public actor SFTPConnectionPool {
 }
 
 extension SFTPConnectionPool {
-    /// Runs `body` with a borrowed session and gives it back, closing the connection when the error says it is
-    /// broken.
+    /// Runs `body` with a borrowed session and gives it back, retiring the connection when the error says it is
+    /// broken or the task was cancelled (requests may still be waiting on it).
     public func withSession<Result: Sendable>(
         _ body: (SFTPSession) async throws(SFTPError) -> Result
     ) async throws(SFTPError) -> Result {
@@ -159,7 +169,8 @@ extension SFTPConnectionPool {
             await release(lease, healthy: true)
             return result
         } catch {
-            await release(lease, healthy: ![.connectionLost, .timedOut, .protocolError].contains(error.code))
+            let broken: [SFTPError.Code] = [.connectionLost, .timedOut, .protocolError, .cancelled]
+            await release(lease, healthy: !Task.isCancelled && !broken.contains(error.code))
             throw error
         }
     }

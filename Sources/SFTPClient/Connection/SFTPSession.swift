@@ -74,7 +74,7 @@ public final class SFTPSession: Sendable {
                 (try? channel.pipeline.syncOperations.handler(type: SFTPChannelHandler.self))
                     .map { $0.subsystemStarted(on: channel.eventLoop) }
                     ?? channel.eventLoop.makeFailedFuture(SFTPError(.connectionLost, "the SFTP channel closed"))
-            }.get()
+            }.sftpValue()
         } catch {
             throw mapped(error)
         }
@@ -118,11 +118,7 @@ public final class SFTPSession: Sendable {
     }
 
     func request(_ make: (UInt32) -> SFTPRequest) async throws(SFTPError) -> SFTPResponse {
-        do {
-            return try await send(make).get()
-        } catch {
-            throw Self.mapped(error)
-        }
+        try await send(make).sftpValue()
     }
 
     static func mapped(_ error: any Error) -> SFTPError {
@@ -203,12 +199,7 @@ public final class SFTPSession: Sendable {
     {
         guard open else { return (try await attributes(path), nil) }
         let responses = send([{ .stat(id: $0, path: path) }, { .open(id: $0, path: path, flags: .read, attributes: .empty) }])
-        let stat: SFTPResponse, opened: SFTPResponse
-        do {
-            (stat, opened) = (try await responses[0].get(), try await responses[1].get())
-        } catch {
-            throw Self.mapped(error)
-        }
+        let (stat, opened) = (try await responses[0].sftpValue(), try await responses[1].sftpValue())
         let handle = try? expectHandle(opened, path: path)
         let attributes: SFTPFileAttributes
         do {
@@ -329,7 +320,7 @@ public final class SFTPSession: Sendable {
                     closed = closed || last
                     guard !inFlight.isEmpty else { break }
                     let (offset, length, future) = inFlight.removeFirst()
-                    switch try await future.get() {
+                    switch try await future.sftpValue() {
                     case .data(_, let data):
                         let count = UInt64(data.readableBytes)
                         guard count > 0, count <= length else {
@@ -365,6 +356,26 @@ public final class SFTPSession: Sendable {
     /// Closes the session's channel.
     public func close() async {
         try? await channel.close()
+    }
+}
+
+extension EventLoopFuture where Value: Sendable {
+    /// The future's value, as `get()`, except that a cancelled task stops waiting at once with `cancelled` (`get()`
+    /// ignores cancellation: a task waiting on a silent server would hang until the stall time-out). Only the
+    /// waiting ends: a request stays pending on its session, and an answer that still comes is dropped.
+    /// - Throws: the future's error as an ``SFTPError`` (others become `connectionLost`), or `cancelled`.
+    func sftpValue() async throws(SFTPError) -> Value {
+        let waiter = eventLoop.makePromise(of: Value.self)
+        cascade(to: waiter)
+        do {
+            return try await withTaskCancellationHandler {
+                try await waiter.futureResult.get()
+            } onCancel: {
+                waiter.fail(SFTPError(.cancelled, "cancelled while waiting for the server"))
+            }
+        } catch {
+            throw SFTPSession.mapped(error)
+        }
     }
 }
 

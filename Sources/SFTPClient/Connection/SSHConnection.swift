@@ -35,11 +35,14 @@ public struct SSHConnectionConfiguration: Sendable {
     public var connectTimeout: Duration
     /// Limit for key exchange and authentication.
     public var handshakeTimeout: Duration
+    /// How long the server may stay silent while a request waits for its answer (a download without progress):
+    /// then everything waiting fails with `timedOut` and the connection is closed.
+    public var stallTimeout: Duration
 
     /// Creates a configuration.
     public init(host: String, port: Int = 22, username: String, credentials: [SSHCredential],
                 hostKeyVerifier: HostKeyVerifier, connectTimeout: Duration = .seconds(10),
-                handshakeTimeout: Duration = .seconds(20)) {
+                handshakeTimeout: Duration = .seconds(20), stallTimeout: Duration = .seconds(60)) {
         self.host = host
         self.port = port
         self.username = username
@@ -47,6 +50,7 @@ public struct SSHConnectionConfiguration: Sendable {
         self.hostKeyVerifier = hostKeyVerifier
         self.connectTimeout = connectTimeout
         self.handshakeTimeout = handshakeTimeout
+        self.stallTimeout = stallTimeout
     }
 }
 
@@ -55,11 +59,13 @@ public final class SSHConnection: Sendable {
     private let channel: any Channel
     private let sshHandler: NIOLoopBound<NIOSSHHandler>
     private let logger: Logger
+    private let stallTimeout: Duration
 
-    private init(channel: any Channel, sshHandler: NIOLoopBound<NIOSSHHandler>, logger: Logger) {
+    private init(channel: any Channel, sshHandler: NIOLoopBound<NIOSSHHandler>, logger: Logger, stallTimeout: Duration) {
         self.channel = channel
         self.sshHandler = sshHandler
         self.logger = logger
+        self.stallTimeout = stallTimeout
     }
 
     /// Connects, verifies the host key, and authenticates.
@@ -115,19 +121,20 @@ public final class SSHConnection: Sendable {
             throw SFTPError(.connectionLost, "the connection to \(address) closed during set-up")
         }
         logger.debug("SSH connection established", metadata: ["kafkasync.remote": "\(address)"])
-        return SSHConnection(channel: channel, sshHandler: handler, logger: logger)
+        return SSHConnection(channel: channel, sshHandler: handler, logger: logger, stallTimeout: configuration.stallTimeout)
     }
 
-    /// Opens a session channel running the `sftp` subsystem and initializes SFTP.
+    /// Opens a session channel running the `sftp` subsystem and initializes SFTP. A server silent for the
+    /// configuration's `stallTimeout` meanwhile fails it with `timedOut`.
     public func openSFTP() async throws(SFTPError) -> SFTPSession {
         let eventLoop = channel.eventLoop
         let childPromise = eventLoop.makePromise(of: (any Channel).self)
-        let sshHandler = self.sshHandler
+        let (sshHandler, stallTimeout) = (self.sshHandler, self.stallTimeout)
         do {
             let child = try await eventLoop.flatSubmit { () -> EventLoopFuture<any Channel> in
                 sshHandler.value.createChannel(childPromise, channelType: .session) { child, _ in
                     child.eventLoop.makeCompletedFuture {
-                        try child.pipeline.syncOperations.addHandler(SFTPChannelHandler())
+                        try child.pipeline.syncOperations.addHandler(SFTPChannelHandler(stallTimeout: stallTimeout))
                     }
                 }
                 return childPromise.futureResult
