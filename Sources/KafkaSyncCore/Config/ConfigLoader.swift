@@ -112,7 +112,7 @@ struct ConfigLoader {
     static let integerKeys: Set<String> = ["num_threads", "consumer.concurrency", "consumer.max_attempts"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
-                             "engine"]
+                             "engine", "stall_timeout"]
     static let logLevels: [String: Logger.Level] = [
         "trace": .trace, "debug": .debug, "info": .info, "notice": .notice, "warning": .warning, "warn": .warning,
         "error": .error, "critical": .critical,
@@ -375,6 +375,15 @@ struct ConfigLoader {
         }
     }
 
+    /// A duration of at least a second (a time-out: zero would fail everything at once).
+    mutating func positiveDuration(_ sourced: Sourced, default fallback: Duration) -> Duration? {
+        guard let duration = duration(sourced, default: fallback) else { return nil }
+        guard duration < .seconds(1) else { return duration }
+        issues.append(ConfigIssue(.invalidValue, key: sourced.key, value: sourced.value?.rendered,
+                                  expected: "a duration of at least 1s, like \"30s\" or \"5m\""))
+        return nil
+    }
+
     static func parseDuration(_ text: String) -> Duration? {
         let trimmed = text.trimmingCharacters(in: .whitespaces)
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
@@ -451,14 +460,16 @@ struct ConfigLoader {
             }
         }
         let engine = choice((key + ".engine", table["engine"]), default: TransferEngineKind.native)
-        guard issues.count == issuesBefore, let policy, let engine else { return nil }
+        let stallTimeout = positiveDuration((key + ".stall_timeout", table["stall_timeout"]), default: .seconds(60))
+        guard issues.count == issuesBefore, let policy, let engine, let stallTimeout else { return nil }
         if password == nil && privateKey == nil {
             warnings.append(ConfigWarning(key: key, message: "no password and no private_key: authentication will fail unless the server allows none"))
         }
         return RemoteConfig(name: name, host: host, port: port, username: username, password: password,
                             passwordSource: passwordSource, privateKey: privateKey, privateKeyPassphrase: passphrase,
                             privateKeyPassphraseSource: passphraseSource, knownHosts: knownHosts,
-                            hostKeyFingerprint: fingerprint, hostKeyPolicy: policy, engine: engine)
+                            hostKeyFingerprint: fingerprint, hostKeyPolicy: policy, engine: engine,
+                            stallTimeout: stallTimeout)
     }
 
     /// The password from exactly one of `password`, `password_env`, `password_file`, if any is given.

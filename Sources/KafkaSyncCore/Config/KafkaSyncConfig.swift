@@ -110,13 +110,16 @@ public struct RemoteConfig: Sendable, Equatable {
     public var hostKeyPolicy: HostKeyPolicy
     /// `engine`.
     public var engine: TransferEngineKind
+    /// `stall_timeout`: how long the server may stay silent while a request waits for it (a download with no
+    /// progress) before the transfer fails as transient `timed_out` (default 60 s).
+    public var stallTimeout: Duration
 
     /// A remote built in code (`kafkasync get` builds one from its flags).
     public init(name: String, host: String, port: Int = 22, username: String, password: Secret? = nil,
                 passwordSource: SecretSource? = nil, privateKey: String? = nil, privateKeyPassphrase: Secret? = nil,
                 privateKeyPassphraseSource: SecretSource? = nil, knownHosts: String? = nil,
                 hostKeyFingerprint: String? = nil, hostKeyPolicy: HostKeyPolicy = .strict,
-                engine: TransferEngineKind = .native) {
+                engine: TransferEngineKind = .native, stallTimeout: Duration = .seconds(60)) {
         self.name = name
         self.host = host
         self.port = port
@@ -130,6 +133,7 @@ public struct RemoteConfig: Sendable, Equatable {
         self.hostKeyFingerprint = hostKeyFingerprint
         self.hostKeyPolicy = hostKeyPolicy
         self.engine = engine
+        self.stallTimeout = stallTimeout
     }
 }
 

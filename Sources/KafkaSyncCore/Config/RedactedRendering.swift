@@ -43,6 +43,7 @@ extension KafkaSyncConfig {
         if let fingerprint = remote.hostKeyFingerprint { lines.append("host_key_fingerprint = \(quoted(fingerprint))") }
         lines.append("host_key_policy = \(quoted(remote.hostKeyPolicy.rawValue))")
         lines.append("engine = \(quoted(remote.engine.rawValue))")
+        lines.append("stall_timeout = \(quoted("\(remote.stallTimeout)"))")
         return lines
     }
 

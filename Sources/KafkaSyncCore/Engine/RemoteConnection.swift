@@ -3,7 +3,7 @@ import SFTPClient
 
 extension RemoteConfig {
     /// The SSH settings of this remote for the native engine: its key (read now) and password as credentials,
-    /// and its known_hosts file, pinned fingerprint and policy for the host key.
+    /// its known_hosts file, pinned fingerprint and policy for the host key, and its `stall_timeout`.
     /// - Throws: ``SFTPError`` `unreadableKey`/`unsupportedKey` for a key the engine cannot use.
     public func connectionConfiguration() throws(SFTPError) -> SSHConnectionConfiguration {
         var credentials: [SSHCredential] = []
@@ -18,6 +18,6 @@ extension RemoteConfig {
                                        pinnedFingerprint: hostKeyFingerprint,
                                        trust: hostKeyPolicy == .acceptNew ? .acceptNew : .strict)
         return SSHConnectionConfiguration(host: host, port: port, username: username, credentials: credentials,
-                                          hostKeyVerifier: verifier)
+                                          hostKeyVerifier: verifier, stallTimeout: stallTimeout)
     }
 }

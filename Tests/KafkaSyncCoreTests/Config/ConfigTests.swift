@@ -170,6 +170,10 @@ private func withRemote(_ remote: String) -> String {
         (withRemote("host = \"h\"\nusername = \"\""), "remoteDetails.username", "invalid_value"),
         (withRemote("host = \"h\"\nusername = \"u\"\nengine = \"ftp\""), "remoteDetails.engine", "invalid_value"),
         (withRemote("host = \"h\"\nusername = \"u\"\nengine = 1"), "remoteDetails.engine", "wrong_type"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nstall_timeout = \"soon\""), "remoteDetails.stall_timeout", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nstall_timeout = \"500ms\""), "remoteDetails.stall_timeout", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nstall_timeout = 0"), "remoteDetails.stall_timeout", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"\nstall_timeout = true"), "remoteDetails.stall_timeout", "wrong_type"),
         (withRemote("host = \"h\"\nusername = \"u\"\nhost_key_policy = \"yolo\""), "remoteDetails.host_key_policy", "invalid_value"),
         (withRemote("host = \"h\"\nusername = \"u\"\nhost_key_fingerprint = \"MD5:aa:bb\""), "remoteDetails.host_key_fingerprint", "invalid_value"),
         (withRemote("host = \"h\"\nusername = \"u\"\npassword = \"a\"\npassword_env = \"B\""), "remoteDetails.password_env", "conflict"),
@@ -226,6 +230,27 @@ private func withRemote(_ remote: String) -> String {
         #expect(defaults.backoffInitial == .seconds(5) && defaults.backoffMax == .seconds(300))
         #expect(defaults.shutdownGrace == .seconds(30) && defaults.logFormat == .text)
         #expect(defaults.logFile?.hasSuffix("/consumer.log") == true)
+    }
+
+    @Test func stallTimeoutIsPerRemoteWithADefaultAndShownByConfigCheck() throws {
+        let config = try parse(withRemote("host = \"h\"\nusername = \"u\"\nstall_timeout = \"90s\"") + """
+
+            [remotes.slow]
+            host = "s"
+            username = "u"
+            stall_timeout = "2m"
+
+            [remotes.plain]
+            host = "p"
+            username = "u"
+            """)
+        #expect(config.defaultRemote.stallTimeout == .seconds(90))
+        #expect(config.remotes["slow"]?.stallTimeout == .seconds(120))
+        #expect(config.remotes["plain"]?.stallTimeout == .seconds(60), "60 s by default")
+        #expect(try config.defaultRemote.connectionConfiguration().stallTimeout == .seconds(90), "reaches the SSH layer")
+        let rendered = config.renderedRedacted()
+        #expect(rendered.contains("stall_timeout = \"90.0 seconds\""), "\(rendered)")
+        #expect(rendered.contains("stall_timeout = \"60.0 seconds\""), "\(rendered)")
     }
 
     @Test(arguments: invalidConfigs.indices)
