@@ -64,19 +64,48 @@ public enum KafkaAdmin {
         }
     }
 
-    /// Runs `body` off the cooperative pool with a short-lived client handle for cluster requests.
+    /// The offsets consumer group `group` has committed on the partitions of `topic` (a partition without a
+    /// commit is missing), read without joining the group.
+    /// - Throws: ``KafkaError`` when the cluster cannot be reached or `topic` does not exist.
+    public static func committedOffsets(group: String, topic: String, bootstrapServers: String,
+                                        properties: [String: String] = [:], timeout: Duration = .seconds(30),
+                                        logger: Logger) async throws(KafkaError) -> [Int32: Int64] {
+        try await withAdminHandle(bootstrapServers: bootstrapServers, properties: properties, group: group,
+                                  logger: logger) { rk throws(KafkaError) -> [Int32: Int64] in
+            guard let partitions = try partitionCounts(rk, timeout: timeout)[topic] else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC, context: "topic \(topic) does not exist")
+            }
+            let list = rd_kafka_topic_partition_list_new(Int32(partitions))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for partition in 0..<Int32(partitions) { rd_kafka_topic_partition_list_add(list, topic, partition) }
+            let err = rd_kafka_committed(rk, list, timeout.milliseconds)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else {
+                throw KafkaError(err, context: "could not read the offsets group \(group) committed on \(topic)")
+            }
+            var offsets: [Int32: Int64] = [:]
+            for element in UnsafeBufferPointer(start: list.pointee.elems, count: Int(list.pointee.cnt))
+            where element.offset >= 0 {
+                offsets[element.partition] = element.offset
+            }
+            return offsets
+        }
+    }
+
+    /// Runs `body` off the cooperative pool with a short-lived client handle for cluster requests (a consumer
+    /// handle of `group` that joins nothing, when a group is given).
     private static func withAdminHandle<Result: Sendable>(
-        bootstrapServers: String, properties: [String: String], logger: Logger,
+        bootstrapServers: String, properties: [String: String], group: String? = nil, logger: Logger,
         _ body: @escaping @Sendable (OpaquePointer) throws(KafkaError) -> Result
     ) async throws(KafkaError) -> Result {
         let sink = LogSink(logger: logger)
         return try await runBlocking { () throws(KafkaError) -> Result in
             var settings = properties.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
             settings.append(("bootstrap.servers", bootstrapServers))
+            if let group { settings.append(("group.id", group)) }
             let conf = try NativeConfiguration.make(settings)
             rd_kafka_conf_set_log_cb(conf, kafkaLogCallback)
             rd_kafka_conf_set_opaque(conf, Unmanaged.passUnretained(sink).toOpaque())
-            let rk = try NativeConfiguration.newHandle(RD_KAFKA_PRODUCER, conf)
+            let rk = try NativeConfiguration.newHandle(group == nil ? RD_KAFKA_PRODUCER : RD_KAFKA_CONSUMER, conf)
             defer { rd_kafka_destroy(rk) }
             return try body(rk)
         }
