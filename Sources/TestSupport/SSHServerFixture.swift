@@ -144,6 +144,10 @@ public final class SSHServerFixture: Sendable {
         }
     }
 
+    /// The sshd that accepts connections: stopped (`SIGSTOP`), new connections are still accepted by the kernel but
+    /// their handshake never answers.
+    public var listenerProcess: pid_t { process.processIdentifier }
+
     /// The connection processes that hold `path` open now: the sshd sessions serving it. A test stops them
     /// (`SIGSTOP`) to make the server stop answering on those connections while the kernel still accepts their
     /// bytes, as a hung server does, and must let them go (`SIGCONT` or `SIGKILL`) before it ends.

@@ -113,6 +113,31 @@ import Testing
         }
     }
 
+    @Test func aCancelledLeaseWaitingForAStoppedServerReturnsPromptlyAndTheConnectionIsStillOpened() async throws {
+        try await withSSHServer { server in
+            let pool = try pool(server, stallTimeout: .seconds(60))
+            let stopped = StoppedProcesses()
+            defer { stopped.resume() }
+            stopped.stop([server.listenerProcess])
+            let lease = Task { try await pool.lease() }
+            try await withTimeout(.seconds(10), "the lease to start connecting") {
+                while await pool.connectionCount == 0 { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            let cancelled = ContinuousClock.now
+            lease.cancel()
+            let result = await lease.result
+            #expect(ContinuousClock.now - cancelled < .seconds(2), "returned \(ContinuousClock.now - cancelled) after the cancellation")
+            #expect(throws: SFTPError(.cancelled, "cancelled while waiting for the server")) { try result.get() }
+
+            // The server comes back: the connection that was being opened serves the next lease.
+            stopped.resume()
+            let home = try await pool.withSession { session throws(SFTPError) in try await session.realPath(".") }
+            #expect(home.hasPrefix("/"))
+            #expect(await pool.connectionCount == 1)
+            await pool.close()
+        }
+    }
+
     @Test func anIdleConnectionToAStoppedServerIsFoundByTheKeepaliveAndDropped() async throws {
         try await withSSHServer { server in
             let remote = try server.serve("f.txt", Data("f".utf8))

@@ -11,9 +11,10 @@ struct SFTPOutbound {
 /// matches them to requests by id (many in flight). Everything happens on the channel's event loop.
 ///
 /// A server that stops answering is a failure, not a hang: while anything waits for the server (the channel's
-/// opening, the subsystem, a request) and nothing at all arrived for `stallTimeout`, everything waiting fails with
+/// opening, the subsystem, a request) and no SFTP data arrived for `stallTimeout`, everything waiting fails with
 /// `timedOut` and the whole SSH connection is closed (one silent session means a silent connection; a pool then
-/// opens a fresh one). The clock restarts with every byte received, and with the first request after a quiet time.
+/// opens a fresh one). The clock restarts with every SFTP byte received, and with the first request after a quiet
+/// time.
 final class SFTPChannelHandler: ChannelDuplexHandler {
     typealias InboundIn = SSHChannelData
     typealias OutboundIn = SFTPOutbound
@@ -107,8 +108,8 @@ final class SFTPChannelHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let message = unwrapInboundIn(data)
-        lastHeard = .now()
         guard case .channel = message.type, case .byteBuffer(let bytes) = message.data else { return }
+        lastHeard = .now()  // SFTP bytes only: chatter on stderr is not an answer
         parser.append(bytes)
         do {
             while let response = try parser.nextResponse() {

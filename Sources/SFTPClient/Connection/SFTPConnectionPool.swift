@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 
 /// Persistent SFTP sessions to one server, shared by many transfers: a transfer borrows the least busy
 /// session (SFTP answers requests by id, so several transfers can share one), and a new connection is opened
@@ -26,7 +27,7 @@ public actor SFTPConnectionPool {
     private var closed = false
 
     private struct Entry {
-        let opening: Task<Live, any Error>
+        let opening: EventLoopFuture<Live>
         var live: Live?
         var leases = 0
         var lastUsed = ContinuousClock.now
@@ -61,7 +62,8 @@ public actor SFTPConnectionPool {
     public var connectionCount: Int { entries.count }
 
     /// Borrows a session, connecting when every open one is busy and the pool is not full.
-    /// - Throws: the ``SFTPError`` of connecting (`connectionFailed`, `authenticationFailed`, …).
+    /// - Throws: the ``SFTPError`` of connecting (`connectionFailed`, `authenticationFailed`, …), or `cancelled`
+    ///   when the task is cancelled while a connection is opening.
     public func lease() async throws(SFTPError) -> Lease {
         guard !closed else { throw SFTPError(.connectionLost, "the connection pool is closed") }
         startSweeper()
@@ -76,7 +78,8 @@ public actor SFTPConnectionPool {
             id = nextID
             nextID += 1
             let (configuration, logger) = (self.configuration, self.logger)
-            entries[id] = Entry(opening: Task {
+            let opened = MultiThreadedEventLoopGroup.singleton.any().makePromise(of: Live.self)
+            opened.completeWithTask {
                 let connection = try await SSHConnection.connect(configuration, logger: logger)
                 do {
                     return Live(connection: connection, session: try await connection.openSFTP())
@@ -84,17 +87,22 @@ public actor SFTPConnectionPool {
                     await connection.close()
                     throw error
                 }
-            })
+            }
+            entries[id] = Entry(opening: opened.futureResult)
         }
         entries[id]!.leases += 1
         let opening = entries[id]!.opening
         do {
-            let live = try await opening.value
+            let live = try await opening.sftpValue()
             entries[id]?.live = live
             return Lease(id: id, session: live.session, connection: live.connection)
+        } catch where error.code == .cancelled {
+            // Only this caller gives up (at once, even if the server is silent): the opening goes on for the next.
+            entries[id]?.leases -= 1
+            throw error
         } catch {
             entries[id] = nil
-            throw (error as? SFTPError) ?? SFTPError(.connectionFailed, "cannot connect: \(error)")
+            throw error
         }
     }
 
@@ -121,7 +129,7 @@ public actor SFTPConnectionPool {
         let all = entries.values.map(\.opening)
         entries = [:]
         for opening in all {
-            if let live = try? await opening.value { await live.connection.close() }
+            if let live = try? await opening.get() { await live.connection.close() }
         }
     }
 
