@@ -126,6 +126,20 @@ import Testing
             let staging = StagingArea(locations: Locations(incompletes: mount.file("incompletes"), completes: mount.file("completes"),
                                                            quarantine: mount.file("quarantine")))
             try await checkConflictPolicies(staging)
+            // Without a hard link, "is the name free?" and "take it" must still be one step: two jobs placing
+            // different files under one name at the same moment never both get it.
+            for round in 0..<40 {
+                let jobs = try (0..<2).map { try TransferJob(name: "race-\(round).bin", location: "/r", id: "race-\(round)-\($0)") }
+                let staged = try jobs.indices.map { try stage(jobs[$0], "copy \($0)", in: staging) }
+                let placed = try await withThrowingTaskGroup(of: String.self) { group in
+                    for index in jobs.indices {
+                        group.addTask { try await staging.complete(staged[index], job: jobs[index], policy: .rename).path }
+                    }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(Set(placed).count == 2, "round \(round): both placed at \(placed)")
+                #expect(Set(placed.compactMap { contents($0) }) == ["copy 0", "copy 1"], "round \(round): a file was lost")
+            }
             let tree = try TransferJob(name: "tree", location: "/r", kind: .directory)
             let placed = try await staging.complete(try stageTree(tree, ["a": "1"], in: staging), job: tree, policy: .fail)
             #expect(placed.disposition == .moved && contents(mount.file("completes/tree/a")) == "1")
