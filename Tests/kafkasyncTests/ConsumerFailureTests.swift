@@ -7,19 +7,6 @@ import Testing
 /// `kafkasync consumer` when jobs repeat and the disk, the store or the broker fail: for real, with a tmpfs filled
 /// up (tests run as root), a SQLite store on a full disk, a producer limit the outcome record exceeds.
 @Suite(.serialized, .timeLimit(.minutes(5))) struct ConsumerFailureTests {
-    /// Runs `body` with a started consumer; kills it afterwards if the body left it running.
-    func withConsumer(_ fixture: ConsumerFixture, _ body: (BackgroundProcess) async throws -> Void) async throws {
-        let consumer = try await fixture.startConsumer()
-        do {
-            try await body(consumer)
-            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
-        } catch {
-            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
-            Issue.record("consumer log:\n\(consumer.stderr.suffix(4000))")
-            throw error
-        }
-    }
-
     /// Writes `bytes` random bytes to a file the sshd serves and returns its SHA-256.
     func serveRandom(_ fixture: ConsumerFixture, _ name: String, bytes: Int) async throws -> String {
         let path = fixture.server.dataPath(name)
@@ -51,7 +38,7 @@ import Testing
         try await withConsumerFixture(consumerConfig: "concurrency = 2") { fixture in
             let digest = try await serveRandom(fixture, "twice.bin", bytes: 100 << 20)
             let job = fixture.job("twice.bin")
-            try await withConsumer(fixture) { consumer in
+            try await fixture.withConsumer { consumer in
                 try await fixture.publish([job, job])
                 let done = try await fixture.read(fixture.topics.done, count: 2, within: .seconds(180))
                 let statuses = try done.map { try DoneEvent.decode($0.value).status }.sorted()
@@ -78,7 +65,7 @@ import Testing
                 for index in 0..<3 { digests["full-\(index).bin"] = try await serveRandom(fixture, "full-\(index).bin", bytes: 4 << 20) }
                 try FileManager.default.createDirectory(atPath: mount.file("incompletes"), withIntermediateDirectories: true)
                 let filler = try await fill(mount.path, leaving: 3 << 19)
-                try await withConsumer(fixture) { consumer in
+                try await fixture.withConsumer { consumer in
                     try await fixture.publish(digests.keys.sorted().map { fixture.job($0) })
                     let retries = try await fixture.read(fixture.topics.retry, count: 2)
                     for retry in retries {
@@ -116,7 +103,7 @@ import Testing
                 url = "sqlite://\(mount.file("kafkasync.db"))"
                 """) { fixture in
                 try fixture.server.serve("recorded.txt", Data("recorded".utf8))
-                try await withConsumer(fixture) { _ in
+                try await fixture.withConsumer { _ in
                     // The store exists now; a full disk makes its next write fail (SQLITE_FULL).
                     let filler = try await fill(mount.path, leaving: 0)
                     try await fixture.publish([fixture.job("recorded.txt")])
@@ -143,7 +130,7 @@ import Testing
             let name = (0..<3).map { String(repeating: "\($0)", count: 200) }.joined(separator: "/") + ".bin"
             try fixture.server.serve(name, Data("long".utf8))
             try fixture.server.serve("after.txt", Data("after".utf8))
-            try await withConsumer(fixture) { consumer in
+            try await fixture.withConsumer { consumer in
                 try await fixture.publish([fixture.job(name)])
                 try await fixture.publish([fixture.job("after.txt")])
                 let dead = try await fixture.read(fixture.topics.deadLetter, count: 1)

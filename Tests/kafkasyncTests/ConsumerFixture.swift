@@ -67,6 +67,20 @@ final class ConsumerFixture: Sendable {
         return process
     }
 
+    /// Runs `body` with a started consumer and kills it afterwards if the body left it running; on a failure the
+    /// consumer's log goes into the test's issues.
+    func withConsumer(environment: [String: String] = [:], _ body: (BackgroundProcess) async throws -> Void) async throws {
+        let consumer = try await startConsumer(environment: environment)
+        do {
+            try await body(consumer)
+            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
+        } catch {
+            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
+            Issue.record("consumer log:\n\(consumer.stderr.suffix(4000))")
+            throw error
+        }
+    }
+
     /// Publishes raw job messages (the original format or anything else) to the jobs topic, each with its own
     /// key (the original keyed by name), so they spread over the partitions.
     func publish(_ values: [String]) async throws {
