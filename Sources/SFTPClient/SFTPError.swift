@@ -10,6 +10,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
             case authenticationFailed = "authentication_failed", unreadableKey = "unreadable_key"
             case unsupportedKey = "unsupported_key", noSuchFile = "no_such_file"
             case permissionDenied = "permission_denied", failure, protocolError = "protocol_error", cancelled
+            case diskFull = "disk_full", localIO = "local_io"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -44,6 +45,10 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let protocolError = Code(.protocolError)
         /// The task waiting for the server was cancelled (transient: nothing is wrong with the job).
         public static let cancelled = Code(.cancelled)
+        /// The local disk (or quota) is full: a download cannot be written (transient; what was written is kept).
+        public static let diskFull = Code(.diskFull)
+        /// Another local file system failure while writing a download (transient).
+        public static let localIO = Code(.localIO)
 
         public var description: String { value.rawValue }
     }
@@ -61,7 +66,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Whether retrying later may succeed.
     public var isTransient: Bool {
-        [.connectionFailed, .timedOut, .connectionLost, .failure, .cancelled].contains(code)
+        [.connectionFailed, .timedOut, .connectionLost, .failure, .cancelled, .diskFull, .localIO].contains(code)
     }
 
     public var description: String { "\(message) [\(code)]" }

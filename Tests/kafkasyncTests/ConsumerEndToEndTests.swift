@@ -9,15 +9,7 @@ import Testing
     /// Runs `body` with a started consumer and kills it afterwards if the body left it running.
     func withConsumer(_ fixture: ConsumerFixture, environment: [String: String] = [:],
                       _ body: (BackgroundProcess) async throws -> Void) async throws {
-        let consumer = try await fixture.startConsumer(environment: environment)
-        do {
-            try await body(consumer)
-            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
-        } catch {
-            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
-            Issue.record("consumer log:\n\(consumer.stderr.suffix(4000))")
-            throw error
-        }
+        try await fixture.withConsumer(environment: environment, body)
     }
 
     @Test func manySmallFilesLargeFilesAndADirectoryLandExactlyOnce() async throws {

@@ -16,12 +16,12 @@ final class ConsumerFixture: Sendable {
     let producer: KafkaProducer
 
     init(server: SSHServerFixture, partitions: Int = 4, consumerConfig: String = "", remoteConfig: String? = nil,
-         extraConfig: String = "") throws {
+         extraConfig: String = "", kafkaProperties: [String: String] = [:]) throws {
         self.server = server
         directory = try TemporaryDirectory(prefix: "kafkasync-e2e")
         topics = TopicNames(topic: KafkaFixtures.uniqueName("files"))
         cluster = try KafkaFixtures.cluster(topics: Dictionary(uniqueKeysWithValues: topics.all.map { ($0, partitions) }))
-        let properties = KafkaFixtures.fastGroupProperties.map { "\"\($0.key)\" = \"\($0.value)\"" }.joined(separator: "\n")
+        let properties = KafkaFixtures.fastGroupProperties.merging(kafkaProperties) { $1 }.map { "\"\($0.key)\" = \"\($0.value)\"" }.joined(separator: "\n")
         configPath = try directory.write("config.toml", """
             kafka_url = "embedded"
             num_threads = 4
@@ -65,6 +65,20 @@ final class ConsumerFixture: Sendable {
         try #require(line?.contains("Kafka consumer is now listening for messages") == true,
                      "the consumer did not start: \(process.stderr)")
         return process
+    }
+
+    /// Runs `body` with a started consumer and kills it afterwards if the body left it running; on a failure the
+    /// consumer's log goes into the test's issues.
+    func withConsumer(environment: [String: String] = [:], _ body: (BackgroundProcess) async throws -> Void) async throws {
+        let consumer = try await startConsumer(environment: environment)
+        do {
+            try await body(consumer)
+            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
+        } catch {
+            if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
+            Issue.record("consumer log:\n\(consumer.stderr.suffix(4000))")
+            throw error
+        }
     }
 
     /// Publishes raw job messages (the original format or anything else) to the jobs topic, each with its own
@@ -131,10 +145,12 @@ final class ConsumerFixture: Sendable {
 
 /// Runs `body` with an sshd and a consumer fixture, cleaning both up.
 func withConsumerFixture(partitions: Int = 4, consumerConfig: String = "", remoteConfig: ((SSHServerFixture) -> String)? = nil,
+                         extraConfig: String = "", kafkaProperties: [String: String] = [:],
                          _ body: (ConsumerFixture) async throws -> Void) async throws {
     try await withSSHServer { server in
         let fixture = try ConsumerFixture(server: server, partitions: partitions, consumerConfig: consumerConfig,
-                                          remoteConfig: remoteConfig?(server))
+                                          remoteConfig: remoteConfig?(server), extraConfig: extraConfig,
+                                          kafkaProperties: kafkaProperties)
         do {
             try await body(fixture)
             await fixture.remove()

@@ -33,7 +33,7 @@ func createFolder(_ path: String) throws(TransferFailure) {
     do {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     } catch {
-        throw TransferFailure(.transient, code: "local_io", "cannot create \(path): \(error.localizedDescription)")
+        throw TransferFailure.local("cannot create \(path)", error: error)
     }
 }
 

@@ -31,10 +31,28 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
         self.init(error.isTransient ? .transient : .permanent, code: error.code.description, error.message)
     }
 
-    /// A local file system failure (disk full, a folder that cannot be created): transient, an operator can fix it.
+    /// A local file system failure (disk full, a folder that cannot be created): transient, an operator can fix
+    /// it. Its code is `disk_full` for `ENOSPC` and `EDQUOT` (the staged part is kept and resumed once there is
+    /// room), `local_io` for anything else.
     static func local(_ message: String, errno code: Int32 = errno) -> TransferFailure {
-        TransferFailure(.transient, code: "local_io", "\(message): \(String(cString: strerror(code)))")
+        TransferFailure(.transient, code: code == ENOSPC || code == EDQUOT ? diskFull : localIO,
+                        "\(message): \(String(cString: strerror(code)))")
     }
+
+    /// A local failure reported by Foundation: classified by the POSIX error under it, when there is one.
+    static func local(_ message: String, error: any Error) -> TransferFailure {
+        let error = error as NSError
+        let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError
+        let posix = [underlying, error].compactMap { $0 }.first { $0.domain == NSPOSIXErrorDomain }.map { Int32($0.code) }
+        let code = posix ?? (error.code == CocoaError.fileWriteOutOfSpace.rawValue ? ENOSPC : EIO)
+        return TransferFailure(.transient, code: code == ENOSPC || code == EDQUOT ? diskFull : localIO,
+                               "\(message): \(underlying?.localizedDescription ?? error.localizedDescription)")
+    }
+
+    /// The code of a local failure because the disk (or the user's quota) is full.
+    public static let diskFull = "disk_full"
+    /// The code of any other local file system failure.
+    public static let localIO = "local_io"
 
     public var description: String { "\(message) [\(code)]" }
 }

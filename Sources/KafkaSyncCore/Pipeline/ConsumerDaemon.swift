@@ -73,7 +73,7 @@ public final class ConsumerDaemon: Sendable {
 
     private func readLoop() async {
         for await message in consumer.messages {
-            if message.topic == topics.retry, let notBefore = JobHistory(message).notBefore, notBefore > Date() {
+            if let notBefore = JobHistory(message, retryTopic: topics.retry).notBefore, notBefore > Date() {
                 hold(message, until: notBefore)
                 continue
             }
@@ -90,7 +90,7 @@ public final class ConsumerDaemon: Sendable {
     private func handle(_ message: KafkaMessage) async {
         let outcome = await processor.process(message)
         slots.release()
-        if let outcome, await processor.publish(outcome) { consumer.markDone(message) }
+        if let outcome, await processor.publish(outcome, of: message) { consumer.markDone(message) }
     }
 
     /// Waits for a retry's time without holding a slot; its partition is paused meanwhile so the consumer does

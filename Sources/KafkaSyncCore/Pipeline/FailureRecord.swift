@@ -41,13 +41,20 @@ public struct JobHistory: Sendable, Equatable {
     public var firstFailure: Date?
 
     /// Reads the history from a message's headers; a message without them is a fresh job at its own position.
-    public init(_ message: KafkaMessage) {
-        attempt = message.header(JobHeader.attempt).flatMap(Int.init).map { max(1, $0) } ?? 1
-        notBefore = message.header(JobHeader.notBefore).flatMap(Int64.init).map { Date(timeIntervalSince1970: Double($0) / 1000) }
-        originalTopic = message.header(JobHeader.originalTopic) ?? message.topic
-        originalPartition = message.header(JobHeader.originalPartition).flatMap(Int32.init) ?? message.partition
-        originalOffset = message.header(JobHeader.originalOffset).flatMap(Int64.init) ?? message.offset
-        firstFailure = message.header(JobHeader.firstFailure).flatMap { try? Date($0, strategy: .iso8601) }
+    ///
+    /// Only KafkaSync writes the retry topic, so only there are the headers history. On the jobs topic anyone
+    /// may set them (a producer, a replay of a dead letter with its headers): a job published there with
+    /// `kafkasync-attempt: 99` is still attempt 1, or it would skip its retries and go straight to the DLQ.
+    /// - Parameter retryTopic: the retry topic (`<topic>.retry`), the one topic whose headers are trusted.
+    public init(_ message: KafkaMessage, retryTopic: String) {
+        let trusted = message.topic == retryTopic
+        func header(_ name: String) -> String? { trusted ? message.header(name) : nil }
+        attempt = header(JobHeader.attempt).flatMap(Int.init).map { max(1, $0) } ?? 1
+        notBefore = header(JobHeader.notBefore).flatMap(Int64.init).map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        originalTopic = header(JobHeader.originalTopic) ?? message.topic
+        originalPartition = header(JobHeader.originalPartition).flatMap(Int32.init) ?? message.partition
+        originalOffset = header(JobHeader.originalOffset).flatMap(Int64.init) ?? message.offset
+        firstFailure = header(JobHeader.firstFailure).flatMap { try? Date($0, strategy: .iso8601) }
     }
 
     /// The headers of the record that carries the job on after `failure` at `time`: to the retry topic (with

@@ -16,6 +16,7 @@ public final class JobProcessor: Sendable {
     private let retryPolicy: RetryPolicy
     private let throttle = ProgressThrottle()
     private let runningRows: RunningRows
+    private let stagingLocks = StagingLocks()
     private let logger: Logger
     private let workerHost = ProcessInfo.processInfo.hostName
 
@@ -36,7 +37,7 @@ public final class JobProcessor: Sendable {
     /// - Returns: the record to publish, or `nil` when cancelled mid-transfer (the job is then redelivered and
     ///   resumes).
     public func process(_ message: KafkaMessage) async -> KafkaOutgoingMessage? {
-        let history = JobHistory(message)
+        let history = JobHistory(message, retryTopic: config.topics.retry)
         let job: TransferJob
         do {
             job = try TransferJob.decode(message.value)
@@ -53,6 +54,27 @@ public final class JobProcessor: Sendable {
             return deadLetter(message, history: history, failure: failure, job: job)
         }
         meta["job.remote"] = "\(remote.name)"
+        let received = Date()
+        var record = TransferRecord(jobID: job.id, infoHash: job.infoHash, name: job.name, remote: remote.name,
+                                    remotePath: job.remotePath, destination: job.destination,
+                                    kind: job.kind == .directory ? .directory : (job.kind == .file ? .file : nil),
+                                    status: .running, attempts: history.attempt, bytesExpected: job.size,
+                                    checksum: job.checksum?.description, workerHost: workerHost,
+                                    kafkaTopic: history.originalTopic, kafkaPartition: history.originalPartition,
+                                    kafkaOffset: history.originalOffset, receivedAt: received)
+        // Another delivery of this job (here or in another consumer on this machine) may be using its staging
+        // path: wait for it; once it is done, the check below finds its result.
+        let lock: StagingLocks.Held
+        do {
+            try createFolder(config.locations.incompletes)
+            guard let held = try await stagingLocks.lock(staging.stagedPath(for: job), onWait: { [logger, meta] in
+                logger.info("another delivery of this job is running; waiting for it", metadata: meta)
+            }) else { return nil }
+            lock = held
+        } catch {
+            return await handle(error, message: message, history: history, job: job, record: record)
+        }
+        defer { lock.release() }
         if let duplicate = await completedBefore(job) {
             var record = duplicate
             record.status = .skippedDuplicate
@@ -63,13 +85,7 @@ public final class JobProcessor: Sendable {
                                bytes: duplicate.bytesTransferred, duration: 0)
         }
         let started = Date()
-        var record = TransferRecord(jobID: job.id, infoHash: job.infoHash, name: job.name, remote: remote.name,
-                                    remotePath: job.remotePath, destination: job.destination,
-                                    kind: job.kind == .directory ? .directory : (job.kind == .file ? .file : nil),
-                                    status: .running, attempts: history.attempt, bytesExpected: job.size,
-                                    checksum: job.checksum?.description, workerHost: workerHost,
-                                    kafkaTopic: history.originalTopic, kafkaPartition: history.originalPartition,
-                                    kafkaOffset: history.originalOffset, receivedAt: started, startedAt: started)
+        record.startedAt = started
         runningRows.start(record)
         logger.info("transfer started", metadata: meta + ["job.attempt": "\(history.attempt)"])
         let outcome: Result<(StagedTransfer, (path: String, disposition: StagingArea.Disposition)), TransferFailure>
@@ -87,8 +103,15 @@ public final class JobProcessor: Sendable {
             record.bytesTransferred = staged.totalBytes
             record.finishedAt = Date()
             record.updatedAt = record.finishedAt!
-            await save(record)
             throttle.finish(jobID: job.id)
+            do {
+                try await store.save(record)
+            } catch {
+                // Not done without its record: the next attempt finds the file in place and records it.
+                let failure = TransferFailure(.transient, code: "store_failed",
+                                              "\(placed.path) is in place, but the store cannot record it: \(error)")
+                return await handle(failure, message: message, history: history, job: job, record: record)
+            }
             logger.info("transfer completed", metadata: meta + [
                 "job.path": "\(placed.path)", "job.bytes": "\(staged.totalBytes)", "job.files": "\(staged.files.count)",
                 "job.received_bytes": "\(staged.bytesTransferred)", "job.placement": "\(placed.disposition.rawValue)",
@@ -113,7 +136,7 @@ public final class JobProcessor: Sendable {
         -> (StagedTransfer, (path: String, disposition: StagingArea.Disposition))
     {
         let engine = engines[remote.engine] ?? engines[.native]!
-        try createFolder(config.locations.incompletes)
+        try staging.checkDestination(job)  // before downloading (placement checks again)
         let request = TransferRequest(job: job, remote: remote, stagedPath: staging.stagedPath(for: job),
                                       parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold)
         let store = self.store
@@ -217,14 +240,29 @@ public final class JobProcessor: Sendable {
         return KafkaOutgoingMessage(topic: config.topics.done, key: Array(job.id.utf8), value: value)
     }
 
-    /// Publishes an outcome record until the broker acknowledges it (backing off up to 30 s between tries).
-    /// - Returns: `true` once it is stored; `false` when cancelled first.
-    public func publish(_ message: KafkaOutgoingMessage) async -> Bool {
+    /// Publishes the outcome record of `delivery` until the broker acknowledges it (backing off up to 30 s between
+    /// tries). A record the broker can never take (too large) would hold the partition's commits forever: a
+    /// trimmed dead letter (``trimmedDeadLetter(for:of:error:)``) goes instead, and if even that is refused, the
+    /// outcome is given up with an error in the log.
+    /// - Returns: `true` once the outcome is settled (the delivery may be marked done); `false` when cancelled first.
+    public func publish(_ outcome: KafkaOutgoingMessage, of delivery: KafkaMessage) async -> Bool {
+        var message = outcome
+        var trimmed = false
         var delay = Duration.milliseconds(500)
         while !Task.isCancelled {
             do {
                 _ = try await producer.send(message)
                 return true
+            } catch where error.code == .messageTooLarge {
+                if trimmed {
+                    logger.error("the broker refuses even the trimmed dead letter; the outcome is lost",
+                                 metadata: metadata(delivery) + ["error": "\(error)"])
+                    return true
+                }
+                logger.error("the broker refuses the outcome record for good; sending a trimmed dead letter instead",
+                             metadata: metadata(delivery) + ["kafka.outcome_topic": "\(outcome.topic)", "error": "\(error)"])
+                message = trimmedDeadLetter(for: outcome, of: delivery, error: error)
+                trimmed = true
             } catch {
                 logger.warning("cannot publish to \(message.topic); trying again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: delay)
@@ -232,6 +270,21 @@ public final class JobProcessor: Sendable {
             }
         }
         return false
+    }
+
+    /// The dead letter that stands in for an outcome record the broker refused: the reason
+    /// (`outcome_too_large`), the job's original position and history in headers, the job id as key, and no value
+    /// (the job itself is still at its original position).
+    func trimmedDeadLetter(for outcome: KafkaOutgoingMessage, of delivery: KafkaMessage, error: KafkaError)
+        -> KafkaOutgoingMessage
+    {
+        let size = outcome.value.count + (outcome.key?.count ?? 0) + outcome.headers.reduce(0) { $0 + $1.name.utf8.count + ($1.value?.count ?? 0) }
+        let failure = TransferFailure(.permanent, code: "outcome_too_large",
+                                      "the broker refused the \(outcome.topic) record of this job (\(size) bytes): \(error.code)")
+        let history = JobHistory(delivery, retryTopic: config.topics.retry)
+        return KafkaOutgoingMessage(topic: config.topics.deadLetter,
+                                    key: (try? TransferJob.decode(delivery.value)).map { Array($0.id.utf8) }, value: [],
+                                    headers: history.headers(after: failure, at: Date(), nextAttempt: nil, notBefore: nil))
     }
 
     private func save(_ record: TransferRecord) async {
@@ -246,7 +299,7 @@ public final class JobProcessor: Sendable {
         }
     }
 
-    private func metadata(_ message: KafkaMessage, _ history: JobHistory) -> Logger.Metadata {
+    private func metadata(_ message: KafkaMessage, _ history: JobHistory? = nil) -> Logger.Metadata {
         ["kafka.topic": "\(message.topic)", "kafka.partition": "\(message.partition)", "kafka.offset": "\(message.offset)"]
     }
 }

@@ -379,6 +379,14 @@ extension EventLoopFuture where Value: Sendable {
     }
 }
 
+extension SFTPError {
+    /// A local file system failure with `errno` `code`: `disk_full` for `ENOSPC` and `EDQUOT`, else `local_io`;
+    /// never a server's `failure`.
+    static func local(_ message: String, errno code: Int32) -> SFTPError {
+        SFTPError(code == ENOSPC || code == EDQUOT ? .diskFull : .localIO, "\(message): \(String(cString: strerror(code)))")
+    }
+}
+
 /// A local file written at offsets, off the cooperative pool with ``write(_:at:)`` (NIO's thread pool runs the
 /// blocking call) or on the calling thread with ``writeNow(_:at:)``.
 final class LocalFile: Sendable {
@@ -394,14 +402,14 @@ final class LocalFile: Sendable {
         self.path = path
         descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {
-            throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
+            throw SFTPError.local("cannot write \(path)", errno: errno)
         }
         // Only a file of another length is cut (truncating an empty new file to 0 would make ext4 flush it on close).
         var info = stat()
         guard length.map({ fstat(descriptor, &info) == 0 && info.st_size == $0 ? 0 : ftruncate(descriptor, off_t($0)) }) ?? 0 == 0 else {
-            let reason = String(cString: strerror(errno))
+            let code = errno
             Foundation.close(descriptor)
-            throw SFTPError(.failure, "cannot prepare \(path): \(reason)")
+            throw SFTPError.local("cannot prepare \(path)", errno: code)
         }
     }
 
@@ -410,7 +418,7 @@ final class LocalFile: Sendable {
         do {
             try await NIOThreadPool.singleton.runIfActive { try self.writeNow(data, at: offset) }
         } catch {
-            throw (error as? SFTPError) ?? SFTPError(.failure, "cannot write \(path): \(error)")
+            throw (error as? SFTPError) ?? SFTPError(.localIO, "cannot write \(path): \(error)")
         }
     }
 
@@ -422,7 +430,7 @@ final class LocalFile: Sendable {
                 let result = pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
                 if result < 0 {
                     if errno == EINTR { continue }
-                    throw SFTPError(.failure, "cannot write \(path): \(String(cString: strerror(errno)))")
+                    throw SFTPError.local("cannot write \(path)", errno: errno)
                 }
                 done += result
             }
