@@ -44,12 +44,14 @@ import TestSupport
         #expect(failure?.code == "no_such_file", "the end of stderr is classified: \(String(describing: failure))")
     }
 
-    @Test func cancellingATransferKillsLftp() async throws {
-        let directory = try TemporaryDirectory(prefix: "kafkasync-lftp")
-        defer { directory.remove() }
+    /// Starts a transfer with a fake lftp that never finishes (ignoring SIGTERM when asked) and waits until it runs.
+    /// - Returns: the engine, the transfer, and the fake's process id.
+    func startEndlessLftp(in directory: TemporaryDirectory, ignoringTERM: Bool) async throws
+        -> (LftpEngine, Task<StagedTransfer, any Error>, pid_t)
+    {
         let pidFile = directory.file("pid")
         // Fake: an lftp that never finishes.
-        let fake = try fakeLftp(directory, "echo $$ > '\(pidFile)'\nexec sleep 600")
+        let fake = try fakeLftp(directory, (ignoringTERM ? "trap '' TERM\n" : "") + "echo $$ > '\(pidFile)'\nwhile :; do sleep 1; done")
         let engine = LftpEngine(logger: logger, executable: fake)
         let request = try self.request(in: directory)
         let transfer = Task { try await engine.transfer(request) { _ in } }
@@ -61,27 +63,27 @@ import TestSupport
             }
         }
         #expect(kill(pid, 0) == 0, "lftp runs")
+        return (engine, transfer, pid)
+    }
+
+    @Test func cancellingATransferKillsLftp() async throws {
+        let directory = try TemporaryDirectory(prefix: "kafkasync-lftp")
+        defer { directory.remove() }
+        let (_, transfer, pid) = try await startEndlessLftp(in: directory, ignoringTERM: false)
         transfer.cancel()
         let result = try await withTimeout(.seconds(20), "the cancelled transfer to end") { await transfer.result }
         #expect(throws: TransferFailure.self) { try result.get() }
         #expect(kill(pid, 0) == -1 && errno == ESRCH, "lftp \(pid) was killed and reaped")
     }
 
-    @Test func shutdownKillsRunningLftp() async throws {
+    @Test func shutdownKillsRunningLftpEvenWhenItIgnoresSIGTERM() async throws {
         let directory = try TemporaryDirectory(prefix: "kafkasync-lftp")
         defer { directory.remove() }
-        let pidFile = directory.file("pid")
-        // Fake: an lftp that ignores SIGTERM and never finishes.
-        let fake = try fakeLftp(directory, "trap '' TERM\necho $$ > '\(pidFile)'\nwhile :; do sleep 1; done")
-        let engine = LftpEngine(logger: logger, executable: fake)
-        let request = try self.request(in: directory)
-        let transfer = Task { try await engine.transfer(request) { _ in } }
-        try await withTimeout(.seconds(20), "the fake lftp to start") {
-            while !FileManager.default.fileExists(atPath: pidFile) { try await Task.sleep(for: .milliseconds(20)) }
-        }
+        let (engine, transfer, pid) = try await startEndlessLftp(in: directory, ignoringTERM: true)
         await engine.shutdown()
         let result = try await withTimeout(.seconds(20), "the transfer to end") { await transfer.result }
         #expect(throws: TransferFailure.self) { try result.get() }
+        #expect(kill(pid, 0) == -1 && errno == ESRCH, "lftp \(pid) was killed and reaped")
     }
 
     @Test func aMissingProgramIsNamed() async throws {
