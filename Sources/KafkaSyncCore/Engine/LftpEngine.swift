@@ -121,7 +121,7 @@ public struct LftpEngine: TransferEngine {
         if let name = result.unsafeName {
             throw TransferFailure(.permanent, code: "unsafe_remote_name", """
                 the server listed the name \(excerpt(name)) under \(request.job.remotePath), which is not a plain \
-                file name (it contains "/" or "\\", is empty or is over 255 bytes); refused
+                file name (it contains "/", "\\" or NUL, is empty or is over 255 bytes); refused
                 """)
         }
         guard result.status == .exited(0) else { throw Self.classify(result.stderr, path: request.job.remotePath) }
@@ -197,7 +197,7 @@ public struct LftpEngine: TransferEngine {
     private static let traceMark = Array("---- ".utf8)
 
     /// The name in a trace line `---- NameAttrs(name="NAME",type=…` when it is not a plain file name: it holds
-    /// `/` or `\`, is empty, or is over 255 bytes. `.` and `..` are what every listing holds; lftp skips them.
+    /// `/`, `\` or NUL, is empty, or is over 255 bytes. `.` and `..` are what every listing holds; lftp skips them.
     static func unsafeListedName(inTrace line: [UInt8]) -> String? {
         let prefix = Array("---- NameAttrs(name=\"".utf8), suffix = Array("\",type=".utf8)
         guard line.starts(with: prefix) else { return nil }
@@ -207,7 +207,7 @@ public struct LftpEngine: TransferEngine {
         guard let end = rest.indices.first(where: { rest[$0...].starts(with: suffix) }) else { return nil }
         let name = rest[..<end]
         let unsafe = name.isEmpty || name.count > 255 || name.contains(UInt8(ascii: "/"))
-            || name.contains(UInt8(ascii: "\\"))
+            || name.contains(UInt8(ascii: "\\")) || name.contains(0)
         return unsafe ? String(decoding: name, as: UTF8.self) : nil
     }
 
