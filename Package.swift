@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssh", from: "0.15.1"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         .systemLibrary(
@@ -64,11 +65,15 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
             ]
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient"]
+            dependencies: [
+                "KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient",
+                .product(name: "Subprocess", package: "swift-subprocess"),
+            ]
         ),
         .executableTarget(
             name: "kafkasync",

@@ -53,7 +53,7 @@ public enum StoreFixtures {
     public static func url(of location: StoreLocation) -> String {
         switch location {
         case .sqlite(let path): "sqlite://\(path)"
-        case .postgres(let host, let port, let username, let database, _): "postgres://\(username)@\(host):\(port)/\(database)"
+        case .postgres(let host, let port, let username, let database, _, _): "postgres://\(username)@\(host):\(port)/\(database)"
         }
     }
 

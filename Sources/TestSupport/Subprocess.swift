@@ -1,4 +1,6 @@
 import Foundation
+import Subprocess
+import SystemPackage
 
 /// What a finished subprocess left behind.
 public struct ProcessResult: Sendable {
@@ -10,40 +12,28 @@ public struct ProcessResult: Sendable {
     public let stderr: String
 }
 
-/// Runs a program to completion off the cooperative pool, feeding `stdin` (then closing it).
+/// Runs a program to completion, feeding `stdin` (then closing it; `nil` gives it /dev/null) and reading its
+/// standard output and error concurrently (swift-subprocess), up to 64 MiB each. Cancelling the task kills it.
 /// - Parameters:
 ///   - executable: an absolute path, or a name looked up on `PATH`.
 ///   - environment: added to (and overriding) this process's environment.
 public func runProcess(_ executable: String, _ arguments: [String], stdin: String? = nil,
                        environment: [String: String] = [:], currentDirectory: String? = nil) async throws -> ProcessResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try resolveExecutable(executable))
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-    let input = Pipe(), output = Pipe(), errors = Pipe()
-    process.standardInput = input
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    return try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            // Drain both pipes concurrently so neither can fill up and stall the child. `out` and `err` are
-            // each written by one block and read only after `group.wait()`, so they are never shared unsafely.
-            let group = DispatchGroup()
-            nonisolated(unsafe) var out = Data()
-            nonisolated(unsafe) var err = Data()
-            DispatchQueue.global().async(group: group) { out = output.fileHandleForReading.readDataToEndOfFile() }
-            DispatchQueue.global().async(group: group) { err = errors.fileHandleForReading.readDataToEndOfFile() }
-            if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
-            try? input.fileHandleForWriting.close()
-            group.wait()
-            process.waitUntilExit()
-            continuation.resume(returning: ProcessResult(status: process.terminationStatus,
-                                                         stdout: String(decoding: out, as: UTF8.self),
-                                                         stderr: String(decoding: err, as: UTF8.self)))
-        }
+    let configuration = Subprocess.Configuration(
+        executable: .path(FilePath(try resolveExecutable(executable))), arguments: Arguments(arguments),
+        environment: .inherit.updating(Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), $0.value) })),
+        workingDirectory: currentDirectory.map { FilePath($0) })
+    let limit = 64 << 20
+    let result = if let stdin {
+        try await Subprocess.run(configuration, input: .string(stdin), output: .string(limit: limit), error: .string(limit: limit))
+    } else {
+        try await Subprocess.run(configuration, input: .none, output: .string(limit: limit), error: .string(limit: limit))
     }
+    let status: Int32 = switch result.terminationStatus {
+    case .exited(let code): code
+    case .signaled(let signal): signal
+    }
+    return ProcessResult(status: status, stdout: result.standardOutput, stderr: result.standardError)
 }
 
 /// A long-running child process (a broker, a daemon) whose output lines can be awaited.

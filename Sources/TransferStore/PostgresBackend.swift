@@ -9,16 +9,51 @@ final class PostgresBackend: SQLBackend {
     private let probe: PostgresConnection.Configuration
     private let logger: Logger
     private let address: String
+    private let tls: PostgresTLS
 
-    init(host: String, port: Int, username: String, database: String, password: String?, logger: Logger) {
+    init(host: String, port: Int, username: String, database: String, password: String?, tls: PostgresTLS,
+         logger: Logger) throws(StoreError) {
+        let tlsConfiguration = Self.tlsConfiguration(tls)
+        let clientTLS: PostgresClient.Configuration.TLS
+        let probeTLS: PostgresConnection.Configuration.TLS
+        do {
+            switch (tls.mode, tlsConfiguration) {
+            case (.disable, _), (_, nil):
+                (clientTLS, probeTLS) = (.disable, .disable)
+            case (.prefer, let configuration?):
+                (clientTLS, probeTLS) = (.prefer(configuration), .prefer(try NIOSSLContext(configuration: configuration)))
+            case (_, let configuration?):
+                (clientTLS, probeTLS) = (.require(configuration), .require(try NIOSSLContext(configuration: configuration)))
+            }
+        } catch {
+            throw StoreError(.invalidURL, """
+                sslrootcert \(tls.rootCertificate ?? "") cannot be used: \(error); expected a PEM file of CA certificates
+                """)
+        }
         var configuration = PostgresClient.Configuration(host: host, port: port, username: username,
-                                                         password: password, database: database, tls: .disable)
+                                                         password: password, database: database, tls: clientTLS)
         configuration.options.connectTimeout = .seconds(10)
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         probe = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
-                                                 database: database, tls: .disable)
+                                                 database: database, tls: probeTLS)
         self.logger = logger
+        self.tls = tls
         address = "postgres://\(username)@\(host):\(port)/\(database)"
+    }
+
+    /// The TLS configuration of an `sslmode` (`nil` for `disable`): certificates are checked only from `verify-ca`
+    /// on, or for `require` with an `sslrootcert`, as libpq does.
+    static func tlsConfiguration(_ tls: PostgresTLS) -> TLSConfiguration? {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let root = tls.rootCertificate { configuration.trustRoots = .file(root) }
+        switch tls.mode {
+        case .disable: return nil
+        case .prefer: configuration.certificateVerification = .none
+        case .require: configuration.certificateVerification = tls.rootCertificate == nil ? .none : .noHostnameVerification
+        case .verifyCA: configuration.certificateVerification = .noHostnameVerification
+        case .verifyFull: configuration.certificateVerification = .fullVerification
+        }
+        return configuration
     }
 
     func run() async { await client.run() }
@@ -111,12 +146,22 @@ final class PostgresBackend: SQLBackend {
 
     /// A store error with the server's message, or "unavailable" for connection problems. Never a password.
     private func mapped(_ error: any Error, doing what: String) -> StoreError {
+        let cause = (error as? PSQLError)?.underlying ?? error
+        if cause is NIOSSLError || cause is NIOSSLExtraError {
+            return StoreError(.tls, """
+                PostgreSQL at \(address): the TLS handshake failed while \(what) (\(tls)): \(cause); \
+                check sslmode and that sslrootcert holds the CA that signed the server's certificate
+                """)
+        }
         guard let error = error as? PSQLError else {
             return StoreError(.unavailable, "PostgreSQL at \(address) failed while \(what): \(error)")
         }
         if let message = error.serverInfo?[.message] {
             let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
             return StoreError(.query, "PostgreSQL at \(address) refused \(what): \(message)\(code)")
+        }
+        if error.code == .sslUnsupported {
+            return StoreError(.tls, "PostgreSQL at \(address) does not offer TLS, which \(tls) requires")
         }
         return StoreError(.unavailable, "PostgreSQL at \(address) is unavailable while \(what): \(error.code)")
     }

@@ -20,14 +20,16 @@ public final class SQLTransferStore: TransferStore {
 
     /// Opens the database at `location` (a SQLite file is created if missing). Call ``migrate()`` and keep
     /// ``run()`` running before use, or use ``withTransferStore(_:logger:_:)``.
-    /// - Throws: ``StoreError/Code/unavailable`` when the file cannot be opened.
+    /// - Throws: ``StoreError/Code/unavailable`` when the file cannot be opened; ``StoreError/Code/invalidURL``
+    ///   when PostgreSQL's `sslrootcert` cannot be read.
     public static func open(_ location: StoreLocation, logger: Logger) throws(StoreError) -> SQLTransferStore {
         switch location {
         case .sqlite(let path):
             return SQLTransferStore(backend: try SQLiteBackend(path: path))
-        case .postgres(let host, let port, let username, let database, let password):
-            return SQLTransferStore(backend: PostgresBackend(host: host, port: port, username: username,
-                                                             database: database, password: password, logger: logger))
+        case .postgres(let host, let port, let username, let database, let password, let tls):
+            return SQLTransferStore(backend: try PostgresBackend(host: host, port: port, username: username,
+                                                                 database: database, password: password, tls: tls,
+                                                                 logger: logger))
         }
     }
 

@@ -3,7 +3,7 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A stable error code. New codes may be added.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Sendable {
-            case invalidURL = "invalid_url", unavailable, migration, query, corruptRecord = "corrupt_record"
+            case invalidURL = "invalid_url", unavailable, migration, query, corruptRecord = "corrupt_record", tls
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -12,6 +12,9 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let invalidURL = Code(.invalidURL)
         /// The database cannot be reached or opened (transient).
         public static let unavailable = Code(.unavailable)
+        /// The TLS connection to the database cannot be made as the store URL asks (an untrusted certificate, a
+        /// server without TLS). Transient: the server's certificate can be fixed while the daemon retries.
+        public static let tls = Code(.tls)
         /// A schema migration failed.
         public static let migration = Code(.migration)
         /// A statement failed.
@@ -34,7 +37,7 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether retrying later may succeed.
-    public var isTransient: Bool { code == .unavailable || code == .query }
+    public var isTransient: Bool { code == .unavailable || code == .query || code == .tls }
 
     public var description: String { "\(message) [\(code)]" }
 }

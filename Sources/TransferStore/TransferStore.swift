@@ -31,11 +31,14 @@ public protocol TransferStore: Sendable {
 public enum StoreLocation: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
     /// A SQLite file (created if missing), in WAL mode.
     case sqlite(path: String)
-    /// A PostgreSQL database.
-    case postgres(host: String, port: Int, username: String, database: String, password: String?)
+    /// A PostgreSQL database, reached with TLS as `tls` says.
+    case postgres(host: String, port: Int, username: String, database: String, password: String?,
+                  tls: PostgresTLS = .prefer)
 
-    /// Parses `sqlite://PATH` (relative paths against `directory`) or `postgres://user@host[:port]/database`.
-    /// The password never comes from the URL: pass it from `password_env` / `password_file`.
+    /// Parses `sqlite://PATH` (relative paths against `directory`) or
+    /// `postgres://user@host[:port]/database[?sslmode=MODE&sslrootcert=PATH]` (see ``PostgresTLS``; a relative
+    /// `sslrootcert` is against `directory` too). The password never comes from the URL: pass it from
+    /// `password_env` / `password_file`.
     /// - Throws: ``StoreError/Code/invalidURL`` naming what is wrong.
     public init(url: String, relativeTo directory: String, password: String? = nil) throws(StoreError) {
         if url.hasPrefix("sqlite://") {
@@ -58,15 +61,16 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible, CustomD
         }
         let database = String(components.path.drop { $0 == "/" })
         self = .postgres(host: host, port: components.port ?? 5432, username: username,
-                         database: database.isEmpty ? username : database, password: password)
+                         database: database.isEmpty ? username : database, password: password,
+                         tls: try PostgresTLS(parameters: components.queryItems ?? [], relativeTo: directory))
     }
 
     /// Where, without the password.
     public var description: String {
         switch self {
         case .sqlite(let path): "SQLite \(path)"
-        case .postgres(let host, let port, let username, let database, _):
-            "PostgreSQL postgres://\(username)@\(host):\(port)/\(database)"
+        case .postgres(let host, let port, let username, let database, _, let tls):
+            "PostgreSQL postgres://\(username)@\(host):\(port)/\(database)\(tls == .prefer ? "" : "?\(tls)")"
         }
     }
 
@@ -77,6 +81,74 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible, CustomD
         guard var components = URLComponents(string: url), components.password != nil else { return url }
         components.password = "<redacted>"
         return components.string ?? "<unparseable>"
+    }
+}
+
+/// How the PostgreSQL connection uses TLS: libpq's `sslmode` and `sslrootcert` URL parameters.
+///
+/// | `sslmode` | TLS | server certificate |
+/// | --- | --- | --- |
+/// | `disable` | never | — |
+/// | `prefer` (default) | when the server offers it | not checked (as libpq) |
+/// | `require` | always | not checked; with `sslrootcert`, signed by that CA (as libpq) |
+/// | `verify-ca` | always | signed by `sslrootcert` (else the system's CAs) |
+/// | `verify-full` | always | as `verify-ca`, and issued for the host name or IP address of the URL |
+public struct PostgresTLS: Sendable, Equatable, CustomStringConvertible {
+    /// libpq's `sslmode` values (`allow` is not supported: it never protects anything).
+    public enum Mode: String, Sendable, CaseIterable {
+        /// No TLS.
+        case disable
+        /// TLS when the server offers it, without checking its certificate.
+        case prefer
+        /// TLS always, without checking the certificate (unless ``PostgresTLS/rootCertificate`` is set).
+        case require
+        /// TLS always; the certificate must be signed by a trusted CA.
+        case verifyCA = "verify-ca"
+        /// TLS always; the certificate must be signed by a trusted CA and name the server.
+        case verifyFull = "verify-full"
+    }
+
+    /// `sslmode`.
+    public var mode: Mode
+    /// `sslrootcert`: a PEM file of the CA certificates to trust instead of the system's.
+    public var rootCertificate: String?
+
+    /// The default: libpq's `prefer`.
+    public static let prefer = PostgresTLS(mode: .prefer)
+
+    /// Creates TLS settings.
+    public init(mode: Mode, rootCertificate: String? = nil) {
+        self.mode = mode
+        self.rootCertificate = rootCertificate
+    }
+
+    /// Reads `sslmode` and `sslrootcert` (relative paths against `directory`); any other parameter is an error.
+    /// - Throws: ``StoreError/Code/invalidURL`` naming the parameter, its value and what is expected.
+    init(parameters: [URLQueryItem], relativeTo directory: String) throws(StoreError) {
+        self = .prefer
+        for item in parameters {
+            switch item.name {
+            case "sslmode":
+                let expected = Mode.allCases.map(\.rawValue).joined(separator: ", ")
+                guard let value = item.value, let mode = Mode(rawValue: value) else {
+                    throw StoreError(.invalidURL, "sslmode \"\(item.value ?? "")\" is not one of \(expected)")
+                }
+                self.mode = mode
+            case "sslrootcert":
+                guard let value = item.value, !value.isEmpty else {
+                    throw StoreError(.invalidURL, "sslrootcert is empty; expected the path of a PEM file of CA certificates")
+                }
+                rootCertificate = URL(fileURLWithPath: value, relativeTo: URL(fileURLWithPath: directory, isDirectory: true))
+                    .standardizedFileURL.path
+            default:
+                throw StoreError(.invalidURL, "the store url parameter \"\(item.name)\" is not supported; expected sslmode or sslrootcert")
+            }
+        }
+    }
+
+    /// The URL parameters, e.g. `sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`.
+    public var description: String {
+        "sslmode=\(mode.rawValue)" + (rootCertificate.map { "&sslrootcert=\($0)" } ?? "")
     }
 }
 

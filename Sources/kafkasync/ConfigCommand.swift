@@ -20,6 +20,10 @@ struct ConfigCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             printNow(config.renderedRedacted())
+            if let missing = LftpEngine.missingProgram(for: config) {
+                printError("kafkasync: \(missing)")
+                throw ExitCode(1)
+            }
         }
     }
 }

@@ -25,6 +25,10 @@ struct ConsumerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
+        if let missing = LftpEngine.missingProgram(for: config) {
+            printError("kafkasync: \(missing)")
+            throw ExitCode(1)
+        }
         let outputs: LineLogHandler.Outputs
         do {
             outputs = try LineLogHandler.Outputs(format: config.consumer.logFormat, file: config.consumer.logFile)
@@ -93,7 +97,10 @@ struct ConsumerCommand: AsyncParsableCommand {
                 topics: [config.topics.jobs, config.topics.retry], properties: config.consumerProperties,
                 bufferCapacity: 2048, revocationDrainTimeout: config.consumer.shutdownGrace),
             logger: logger)
-        let engines = makeEngines(config, logger: logger)
+        let lftp = LftpEngine(logger: logger)
+        let engines: [TransferEngineKind: any TransferEngine] = [
+            .native: NativeEngine(poolSize: config.numThreads, logger: logger), .lftp: lftp,
+        ]
         let processor = JobProcessor(config: config, store: store, producer: producer, engines: engines, logger: logger)
         let daemon = ConsumerDaemon(consumer: consumer, processor: processor, topics: config.topics,
                                     concurrency: config.consumer.concurrency, logger: logger)
@@ -108,6 +115,7 @@ struct ConsumerCommand: AsyncParsableCommand {
                 } else {
                     // A second signal aborts at once: unfinished jobs are redelivered later and resume.
                     logger.warning("second signal: aborting", metadata: ["signal": "\(signal)"])
+                    lftp.killAll()
                     Foundation.exit(130)
                 }
             }
@@ -128,9 +136,5 @@ struct ConsumerCommand: AsyncParsableCommand {
         for engine in engines.values { await engine.shutdown() }
         await producer.close()
         logger.notice("consumer stopped")
-    }
-
-    private func makeEngines(_ config: KafkaSyncConfig, logger: Logger) -> [TransferEngineKind: any TransferEngine] {
-        [.native: NativeEngine(poolSize: config.numThreads, logger: logger), .lftp: LftpEngine(logger: logger)]
     }
 }

@@ -288,7 +288,7 @@ import Testing
 
     @Test func aWrongPostgresPasswordIsReportedWithoutThePassword() async throws {
         let (location, _) = try await StoreFixtures.freshLocation(.postgres)
-        guard case .postgres(let host, let port, let username, let database, _) = location else { return }
+        guard case .postgres(let host, let port, let username, let database, _, _) = location else { return }
         let wrong = StoreLocation.postgres(host: host, port: port, username: username, database: database,
                                            password: "pw-wrong-313131")
         await #expect {

@@ -1,16 +1,27 @@
 import Foundation
 import Logging
+import Subprocess
+import Synchronization
+import SystemPackage
 import TransferStore
 
 /// Debian's `lftp`, one process per job as the original ran it (`pget -n num_threads -c` for files,
-/// `mirror --use-pget-n=num_threads -p -c` for directories), for servers the native engine cannot talk to.
-/// The password reaches lftp through the environment (`open --env-password`), never the command line; the
+/// `mirror --use-pget-n=num_threads -p -c --no-symlinks` for directories), for servers the native engine cannot
+/// talk to. The password reaches lftp through the environment (`open --env-password`), never the command line; the
 /// host key is checked by OpenSSH through `sftp:connect-program` with the remote's known_hosts file and policy.
+///
+/// Remote paths are passed after `--` and start with `/`, `~` or `./`, so lftp never reads one as an option or a
+/// URL (jobs are validated for the same, see ``TransferJob/location``). lftp runs in a session of its own: standard
+/// output and error are read concurrently, and a cancelled transfer or ``shutdown()`` stops lftp (SIGTERM to its
+/// process group, SIGKILL 2 s later). A mirror fails the job as `unsafe_remote_name` (permanent) when a listing
+/// holds a name that is not a plain file name (lftp would skip it silently), or when anything in staging is not a
+/// regular file or folder, or resolves outside the staging root.
 public struct LftpEngine: TransferEngine {
     private let logger: Logger
     private let executable: String
+    private let processes = RunningProcesses()
 
-    /// An engine running `lftp` from `PATH` (or `executable`).
+    /// An engine running `lftp` from `PATH` (or `executable`, a name on `PATH` or a path).
     public init(logger: Logger, executable: String = "lftp") {
         self.logger = logger
         self.executable = executable
@@ -26,17 +37,20 @@ public struct LftpEngine: TransferEngine {
                 replace host_key_fingerprint with a known_hosts file or use engine = "native"
                 """)
         }
-        let path = request.job.remotePath
+        let path = Self.argument(forRemotePath: request.job.remotePath)
         var isDirectory = request.job.kind == .directory
         if request.job.kind == .auto {
-            let listing = try await run(request, ["cls -1 -d --classify \(quoted(path))"])
+            let listing = try await run(request, ["cls -1 -d --classify -- \(quoted(path))"])
             isDirectory = listing.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("/")
         }
         let n = max(1, request.parallelism)
-        let command = isDirectory
-            ? "mirror --use-pget-n=\(n) -P \(n) -p -c \(quoted(path)) \(quoted(request.stagedPath))"
-            : "pget -n \(n) -c \(quoted(path)) -o \(quoted(request.stagedPath))"
-        _ = try await run(request, [command])
+        // A mirror runs with lftp's protocol trace on standard error: it is the only place the names of a listing
+        // appear (lftp silently skips a name with "/"), and run(_:_:) checks each one.
+        let commands = isDirectory
+            ? ["debug 10", "mirror --use-pget-n=\(n) -P \(n) -p -c --no-symlinks -- \(quoted(path)) \(quoted(request.stagedPath))"]
+            : ["pget -n \(n) -c -- \(quoted(path)) -o \(quoted(request.stagedPath))"]
+        _ = try await run(request, commands)
+        if isDirectory { try Self.checkContained(request.stagedPath) }
         let files = Self.files(under: request.stagedPath, isDirectory: isDirectory)
         let total = files.values.reduce(0, +)
         progress(TransferProgress(bytes: total, totalBytes: total))
@@ -44,11 +58,34 @@ public struct LftpEngine: TransferEngine {
                               bytesTransferred: total)
     }
 
-    public func shutdown() async {}
+    /// Stops every lftp still running (SIGTERM to its process group, SIGKILL after 2 s).
+    public func shutdown() async {
+        guard processes.signalAll(SIGTERM) else { return }
+        let deadline = ContinuousClock.now + .seconds(2)
+        while !processes.isEmpty && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        processes.signalAll(SIGKILL)
+    }
+
+    /// Kills every lftp still running at once; for a process about to exit without a graceful stop.
+    public func killAll() {
+        processes.signalAll(SIGKILL)
+    }
+
+    /// `path` as lftp must see it: absolute and home paths as they are, anything else behind `./`, so it can
+    /// start with neither `-` nor a URL scheme.
+    static func argument(forRemotePath path: String) -> String {
+        path.hasPrefix("/") || path.hasPrefix("~") ? path : "./" + path
+    }
 
     /// Runs lftp with `commands` after connecting.
-    /// - Returns: its standard output.
+    /// - Returns: its standard output (the last 64 KiB).
     private func run(_ request: TransferRequest, _ commands: [String]) async throws(TransferFailure) -> String {
+        guard let program = Self.locate(executable) else {
+            throw TransferFailure(.transient, code: "lftp_unavailable",
+                                  "cannot run lftp: \(executable) is not installed (not found on PATH)")
+        }
         let remote = request.remote
         var ssh = ["ssh", "-a", "-x", "-o", "GlobalKnownHostsFile=/dev/null",
                    "-o", "StrictHostKeyChecking=\(remote.hostKeyPolicy == .acceptNew ? "accept-new" : "yes")",
@@ -64,51 +101,134 @@ public struct LftpEngine: TransferEngine {
             "set xfer:clobber yes",
             "set sftp:auto-confirm no",
             "set sftp:connect-program \(quoted(ssh.joined(separator: " ")))",
-            "open \(remote.password == nil ? "" : "--env-password ")-u \(quoted(remote.username)) -p \(remote.port) sftp://\(remote.host)",
+            // Without a password, "user," (an empty one): lftp leaves `-l user` off ssh's command line for a user
+            // without a password, and ssh would log in as the local user.
+            "open \(remote.password == nil ? "-u \(quoted(remote.username + ","))" : "--env-password -u \(quoted(remote.username))") -p \(remote.port) sftp://\(remote.host)",
         ] + commands
-        var environment = ProcessInfo.processInfo.environment
-        environment["LFTP_PASSWORD"] = remote.password?.revealed
         logger.debug("running lftp", metadata: ["lftp.commands": "\(commands)"])
-        let result: (status: Int32, stdout: String, stderr: String)
+        let result: LftpResult
         do {
-            result = try await runLftp(script.joined(separator: "\n"), environment: environment)
+            result = try await runLftp(program, script: script.joined(separator: "\n"),
+                                       password: remote.password?.revealed)
         } catch {
+            if Task.isCancelled { throw TransferFailure(.transient, code: "cancelled", "the transfer was cancelled") }
             throw TransferFailure(.transient, code: "lftp_unavailable", "cannot run lftp: \(error)")
         }
+        if Task.isCancelled { throw TransferFailure(.transient, code: "cancelled", "the transfer was cancelled") }
         for line in (result.stdout + result.stderr).split(separator: "\n") {
             logger.debug("lftp: \(line)", metadata: ["job.id": "\(request.job.id)"])
         }
-        guard result.status == 0 else { throw Self.classify(result.stderr, path: request.job.remotePath) }
+        if let name = result.unsafeName {
+            throw TransferFailure(.permanent, code: "unsafe_remote_name", """
+                the server listed the name \(excerpt(name)) under \(request.job.remotePath), which is not a plain \
+                file name (it contains "/", "\\" or NUL, is empty or is over 255 bytes); refused
+                """)
+        }
+        guard result.status == .exited(0) else { throw Self.classify(result.stderr, path: request.job.remotePath) }
         return result.stdout
     }
 
-    /// Starts lftp reading its script from standard input (so nothing but the program name is on its
-    /// command line) and collects its output off the cooperative pool.
-    private func runLftp(_ script: String, environment: [String: String]) async throws
-        -> (status: Int32, stdout: String, stderr: String)
-    {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [executable, "-f", "/dev/stdin"]
-        process.environment = environment
-        let input = Pipe(), output = Pipe(), errors = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        input.fileHandleForWriting.write(Data(script.utf8))
-        try? input.fileHandleForWriting.close()
-        // A thread of its own for as long as lftp runs: a dispatch thread would be one of those that run tasks, and
-        // runBlocking's threads are for short calls (fsyncs would queue behind long transfers).
-        return await withCheckedContinuation { continuation in
-            Thread {
-                let stdout = output.fileHandleForReading.readDataToEndOfFile()
-                let stderr = errors.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                                                String(decoding: stderr, as: UTF8.self)))
-            }.start()
+    /// What a finished lftp left: how it ended, the ends of its output, and the first unsafe name its protocol
+    /// trace showed in a listing.
+    private struct LftpResult {
+        var status: TerminationStatus
+        var stdout: String
+        var stderr: String
+        var unsafeName: String?
+    }
+
+    /// Runs lftp reading its script from standard input (so nothing but the program name is on its command line),
+    /// in a session of its own, reading standard output and error concurrently (each kept to its last 64 KiB).
+    /// A cancelled task stops lftp before this returns.
+    private func runLftp(_ program: String, script: String, password: String?) async throws -> LftpResult {
+        var options = PlatformOptions()
+        options.createSession = true
+        options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
+        let processes = self.processes
+        let result = try await Subprocess.run(
+            .path(FilePath(program)), arguments: ["-f", "/dev/stdin"],
+            environment: .inherit.updating(["LFTP_PASSWORD": password]), platformOptions: options,
+            input: .string(script), output: .sequence, error: .sequence
+        ) { execution in
+            let pid = execution.processIdentifier.value
+            processes.insert(pid)
+            defer { processes.remove(pid) }
+            async let stdout = Self.read(execution.standardOutput)
+            async let stderr = Self.read(execution.standardError)
+            return try await (stdout, stderr)
         }
+        let (stdout, stderr) = result.closureResult
+        return LftpResult(status: result.terminationStatus, stdout: stdout.text, stderr: stderr.text,
+                          unsafeName: stderr.unsafeName)
+    }
+
+    /// Reads a stream to its end line by line, keeping the last `limit` bytes of the lines that are not lftp's
+    /// protocol trace, and checking each name the trace shows in a listing (``unsafeListedName(inTrace:)``).
+    private static func read(_ stream: SubprocessOutputSequence, limit: Int = 65_536) async throws
+        -> (text: String, unsafeName: String?)
+    {
+        var kept: [UInt8] = [], line: [UInt8] = [], unsafeName: String?
+        func finish(_ line: [UInt8]) {
+            if line.starts(with: traceMark) {
+                if unsafeName == nil { unsafeName = unsafeListedName(inTrace: line) }
+            } else {
+                kept += line + [UInt8(ascii: "\n")]
+                if kept.count > 2 * limit { kept.removeFirst(kept.count - limit) }
+            }
+        }
+        for try await buffer in stream {
+            buffer.withUnsafeBytes { bytes in
+                for byte in bytes {
+                    if byte == UInt8(ascii: "\n") {
+                        finish(line)
+                        line.removeAll(keepingCapacity: true)
+                    } else if line.count < 1 << 20 {  // a line longer than 1 MiB is cut, not held whole
+                        line.append(byte)
+                    }
+                }
+            }
+        }
+        if !line.isEmpty { finish(line) }
+        return (String(decoding: kept.suffix(limit), as: UTF8.self), unsafeName)
+    }
+
+    /// lftp's protocol trace lines (`debug 10`) start with `---- `, `---> `, `<--- ` or `**** `; only `---- ` ones
+    /// matter here.
+    private static let traceMark = Array("---- ".utf8)
+
+    /// The name in a trace line `---- NameAttrs(name="NAME",type=…` when it is not a plain file name: it holds
+    /// `/`, `\` or NUL, is empty, or is over 255 bytes. `.` and `..` are what every listing holds; lftp skips them.
+    static func unsafeListedName(inTrace line: [UInt8]) -> String? {
+        let prefix = Array("---- NameAttrs(name=\"".utf8), suffix = Array("\",type=".utf8)
+        guard line.starts(with: prefix) else { return nil }
+        let rest = line[prefix.count...]
+        // The first `",type=`: a name holding that text is cut there, and its cut-off part is not checked, but a
+        // name cannot hide a "/" that way from lftp, which skips such names anyway.
+        guard let end = rest.indices.first(where: { rest[$0...].starts(with: suffix) }) else { return nil }
+        let name = rest[..<end]
+        let unsafe = name.isEmpty || name.count > 255 || name.contains(UInt8(ascii: "/"))
+            || name.contains(UInt8(ascii: "\\")) || name.contains(0)
+        return unsafe ? String(decoding: name, as: UTF8.self) : nil
+    }
+
+    /// `program` as an absolute path: a path as it is, a bare name looked up on `PATH`; `nil` when it is not an
+    /// executable file.
+    public static func locate(_ program: String = "lftp",
+                              path: String? = ProcessInfo.processInfo.environment["PATH"]) -> String? {
+        if program.contains("/") { return FileManager.default.isExecutableFile(atPath: program) ? program : nil }
+        for directory in (path ?? "/usr/bin:/bin").split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(program)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// The remotes of `config` that use the lftp engine when `program` cannot be found; `nil` when it can or
+    /// none does. The consumer and `config check` refuse to start with them.
+    public static func missingProgram(for config: KafkaSyncConfig, program: String = "lftp") -> MissingLftp? {
+        let remotes = ([config.defaultRemote] + config.remotes.values).filter { $0.engine == .lftp }.map(\.name)
+        guard !remotes.isEmpty, locate(program) == nil else { return nil }
+        return MissingLftp(remotes: remotes.sorted(), program: program)
     }
 
     /// Maps lftp's complaint to a failure class.
@@ -132,6 +252,26 @@ public struct LftpEngine: TransferEngine {
         return TransferFailure(.transient, code: "lftp_failed", "lftp: \(last)")
     }
 
+    /// Fails the job when a mirror left anything but regular files and folders under `root`, or anything that
+    /// resolves outside it: a hostile listing (`../x`, a symlink) must not reach `completes`.
+    static func checkContained(_ root: String) throws(TransferFailure) {
+        let base = URL(fileURLWithPath: root).resolvingSymlinksInPath().path
+        let enumerator = FileManager.default.enumerator(atPath: root)
+        while let relative = enumerator?.nextObject() as? String {
+            let path = join(root, relative)
+            var info = stat()
+            guard lstat(path, &info) == 0 else { continue }
+            let type = info.st_mode & S_IFMT
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            if (type != S_IFREG && type != S_IFDIR) || !(resolved == base || resolved.hasPrefix(base + "/")) {
+                throw TransferFailure(.permanent, code: "unsafe_remote_name", """
+                    the server listed \(excerpt(relative)), which is not a plain file or folder under the job's \
+                    staging folder; refused
+                    """)
+            }
+        }
+    }
+
     /// Regular files under a staged path with their sizes (relative paths; `""` for a single file).
     static func files(under path: String, isDirectory: Bool) -> [String: Int64] {
         guard isDirectory else {
@@ -146,6 +286,43 @@ public struct LftpEngine: TransferEngine {
             }
         }
         return files
+    }
+}
+
+/// Remotes use `engine = "lftp"` but the `lftp` program is not installed: a configuration error at start.
+public struct MissingLftp: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The remotes that use the lftp engine.
+    public let remotes: [String]
+    /// The program looked for.
+    public let program: String
+
+    public var description: String {
+        let names = remotes.map { "\"\($0)\"" }.joined(separator: ", ")
+        return """
+            remote\(remotes.count == 1 ? "" : "s") \(names) use\(remotes.count == 1 ? "s" : "") engine = "lftp", \
+            but the program \(program) is not installed (not found on PATH); install it (apt-get install lftp) \
+            or set engine = "native"
+            """
+    }
+}
+
+/// The process ids of the lftp processes an engine runs (each the leader of its own process group).
+final class RunningProcesses: Sendable {
+    private let pids = Mutex<Set<pid_t>>([])
+
+    func insert(_ pid: pid_t) { pids.withLock { _ = $0.insert(pid) } }
+    func remove(_ pid: pid_t) { pids.withLock { _ = $0.remove(pid) } }
+    var isEmpty: Bool { pids.withLock { $0.isEmpty } }
+
+    /// Sends `signal` to each process group; the pids stay registered (and unreaped) until their run ends, so a
+    /// pid is never reused while it is here.
+    /// - Returns: whether there was any.
+    @discardableResult
+    func signalAll(_ signal: Int32) -> Bool {
+        pids.withLock { pids in
+            for pid in pids { kill(-pid, signal) }
+            return !pids.isEmpty
+        }
     }
 }
 

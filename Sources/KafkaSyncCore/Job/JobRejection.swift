@@ -49,7 +49,7 @@ public struct JobRejection: Error, Sendable, Equatable, CustomStringConvertible 
         public static let invalidRemote = Reason(.invalidRemote)
         /// `kind` is not `file`, `directory` or `auto`.
         public static let invalidKind = Reason(.invalidKind)
-        /// A path has an empty or `.` component.
+        /// A path has an empty or `.` component, or starts with `-` or a URL scheme.
         public static let invalidPath = Reason(.invalidPath)
 
         /// The code as it appears in headers and logs, e.g. `path_traversal`.

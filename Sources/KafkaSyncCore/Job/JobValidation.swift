@@ -51,6 +51,41 @@ extension TransferJob {
         }
     }
 
+    /// A remote path that a program given it as an argument (lftp) reads as a path, not as an option or a URL:
+    /// - it must not start with `-`;
+    /// - it must not start with a URL scheme: ASCII letters, digits, `+`, `.` or `-` after a letter, then `:`,
+    ///   then either `/` (`sftp://host/x`, `file:/etc`) or anything when the scheme is one lftp knows without
+    ///   slashes or by name (`file:`, `bm:`, `slot:`, `sftp:`, `http:` …, in any case).
+    ///
+    /// A colon elsewhere is fine: `report: q3.pdf`, `a:b`, `my-file.mkv` and `é:notes` are accepted.
+    static func checkNotOptionOrURL(_ path: String, field: String) throws(JobRejection) {
+        if path.hasPrefix("-") {
+            throw JobRejection(.invalidPath, field: field,
+                               "\(field) \(excerpt(path)) starts with \"-\" and could be read as a program option")
+        }
+        if let scheme = urlScheme(of: path) {
+            throw JobRejection(.invalidPath, field: field,
+                               "\(field) \(excerpt(path)) starts with the URL scheme \"\(scheme):\"; a path is expected")
+        }
+    }
+
+    /// The URL scheme `path` starts with, by the rule of ``checkNotOptionOrURL(_:field:)``.
+    private static func urlScheme(of path: String) -> String? {
+        let scalars = Array(path.unicodeScalars.prefix(64))
+        guard let first = scalars.first, first.isASCII, first.properties.isAlphabetic,
+              let colon = scalars.firstIndex(of: ":") else { return nil }
+        let scheme = scalars[..<colon]
+        guard scheme.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "+.-".unicodeScalars.contains($0)) })
+        else { return nil }
+        let name = String(String.UnicodeScalarView(scheme)).lowercased()
+        let rest = scalars.dropFirst(colon + 1)
+        return rest.first == "/" || lftpSchemes.contains(name) ? name : nil
+    }
+
+    /// lftp's protocols and its `bm:` / `slot:` forms (lftp's `url.cc` and `lftp(1)`).
+    private static let lftpSchemes: Set = ["file", "ftp", "ftps", "hftp", "http", "https", "fish", "sftp", "bm", "slot",
+                                           "torrent", "magnet"]
+
     /// `[A-Za-z0-9_.-]{1,64}`.
     static func checkRemoteName(_ remote: String) throws(JobRejection) {
         try checkNoControlCharacters(remote, field: "remote")

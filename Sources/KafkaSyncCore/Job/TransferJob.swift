@@ -31,9 +31,11 @@ public struct TransferJob: Sendable, Hashable {
     public let id: String
     /// The original producer's info hash, if any (an empty one counts as none).
     public let infoHash: String?
-    /// The remote file or directory name; a relative path without `..`, `.` or empty components.
+    /// The remote file or directory name; a relative path without `..`, `.` or empty components, not starting
+    /// with `-` or a URL scheme.
     public let name: String
-    /// The remote directory holding it (absolute, or relative to the login directory); never contains `..`.
+    /// The remote directory holding it (absolute, or relative to the login directory); never contains `..`, never
+    /// starts with `-` or a URL scheme (so no program reads it as an option or a URL).
     public let location: String
     /// The expected checksum, verified after download.
     public let checksum: Checksum?
@@ -68,8 +70,10 @@ public struct TransferJob: Sendable, Hashable {
                 kind: Kind = .auto) throws(JobRejection) {
         try Self.checkString(name, field: "name", limit: 1024)
         try Self.checkRelativePath(name, field: "name")
+        try Self.checkNotOptionOrURL(name, field: "name")
         try Self.checkString(location, field: "location", limit: 4096)
         try Self.checkNoTraversal(location, field: "location")
+        try Self.checkNotOptionOrURL(location, field: "location")
         let infoHash = try infoHash.flatMap { (hash) throws(JobRejection) -> String? in
             if hash.isEmpty { return nil }
             try Self.checkString(hash, field: "info_hash", limit: 256)

@@ -73,6 +73,28 @@ let hostileInputs: [HostileInput] = [
     .name("empty component", "a//b", "invalid_path"),
     .name("dot component", "./a", "invalid_path"),
     .name("lone dot", ".", "invalid_path"),
+    // Words a program (lftp) would read as an option or a URL.
+    .name("option-like name", "-O", "invalid_path"),
+    .name("option-like name with a value", "--use-pget-n=99", "invalid_path"),
+    .name("file: name", "file:etc/passwd", "invalid_path"),
+    .name("sftp: name", "SFTP:x", "invalid_path"),
+    .name("bookmark name", "bm:home", "invalid_path"),
+    .name("slot name", "slot:1", "invalid_path"),
+    .string("option-like location", "location", "-O/tmp/x", "invalid_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    .string("sftp URL location", "location", "sftp://evil.example/srv", "invalid_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    .string("file: location", "location", "file:/etc", "invalid_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "passwd", location: value)
+    },
+    .string("http: location without slashes", "location", "http:evil", "invalid_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
+    .string("unknown scheme with a slash", "location", "x-custom+v1.2:/srv", "invalid_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
     // Control characters.
     .name("NUL", "a\u{0}b", "control_character"),
     .name("newline", "a\nb", "control_character"),
@@ -334,6 +356,13 @@ private func decodeJob(_ json: String) throws(JobRejection) -> TransferJob {
         #expect(try decodeJob(#"{"name": "~$report.docx", "location": "/x"}"#).name == "~$report.docx")
         #expect(try decodeJob(#"{"name": "é:notes", "location": "/x"}"#).name == "é:notes")
         #expect(try decodeJob(#"{"name": "100%.txt", "location": "/x"}"#).name == "100%.txt")
+        // Dashes and colons that are not an option or a URL scheme.
+        #expect(try decodeJob(#"{"name": "my-file.mkv", "location": "/x"}"#).name == "my-file.mkv")
+        #expect(try decodeJob(#"{"name": "report: q3.pdf", "location": "/x"}"#).name == "report: q3.pdf")
+        #expect(try decodeJob(#"{"name": "ab:c", "location": "/x"}"#).name == "ab:c")
+        #expect(try decodeJob(#"{"name": "1:/2", "location": "/x"}"#).name == "1:/2")
+        #expect(try decodeJob(#"{"name": "a/-b", "location": "in-box/"}"#).location == "in-box/")
+        #expect(try decodeJob(#"{"name": "a", "location": "/srv/sftp://x/"}"#).location == "/srv/sftp://x/")
         #expect(try decodeJob(#"{"name": "ünïcødé 名前.txt", "location": "~/in"}"#).name == "ünïcødé 名前.txt")
         #expect(try decodeJob(#"{"name": "a", "location": "/x", "destination": ""}"#).destination == nil)
         #expect(try decodeJob(#"{"name": "a", "location": "/x", "kind": "directory"}"#).kind == .directory)
