@@ -10,6 +10,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
             case authenticationFailed = "authentication_failed", unreadableKey = "unreadable_key"
             case unsupportedKey = "unsupported_key", noSuchFile = "no_such_file"
             case permissionDenied = "permission_denied", failure, protocolError = "protocol_error"
+            case sizeExceeded = "size_exceeded"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -42,6 +43,9 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let failure = Code(.failure)
         /// The server broke the SFTP protocol.
         public static let protocolError = Code(.protocolError)
+        /// A file read past the size announced for it: it grew while downloading (transient: a later attempt
+        /// sees its new size; a server that lies every time runs out of attempts).
+        public static let sizeExceeded = Code(.sizeExceeded)
 
         public var description: String { value.rawValue }
     }
@@ -59,7 +63,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Whether retrying later may succeed.
     public var isTransient: Bool {
-        [.connectionFailed, .timedOut, .connectionLost, .failure].contains(code)
+        [.connectionFailed, .timedOut, .connectionLost, .failure, .sizeExceeded].contains(code)
     }
 
     public var description: String { "\(message) [\(code)]" }
