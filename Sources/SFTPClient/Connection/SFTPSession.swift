@@ -38,7 +38,7 @@ public struct SFTPFileAttributes: Sendable, Equatable {
 
 /// One entry of a remote directory.
 public struct SFTPDirectoryEntry: Sendable, Equatable {
-    /// The entry's name (not a path).
+    /// The entry's name: one path component, checked by ``SFTPSession/checkEntryName(_:in:)`` (never a path).
     public var name: String
     /// What the server said about it.
     public var attributes: SFTPFileAttributes
