@@ -114,13 +114,15 @@ public final class NativeEngine: TransferEngine {
 
     /// Downloads one file and gives it the remote modification time: in byte ranges at once when
     /// ``isSegmented(_:local:segments:plan:)``, else in one stream.
-    /// - Parameter limit: the most bytes the file may have when its attributes give no size (the job's size).
+    /// - Parameters:
+    ///   - segments: the ranges of a large file; `nil` for a file of a tree, always one stream.
+    ///   - limit: the most bytes the file may have when its attributes give no size (the job's size).
     /// - Returns: the size of the local file.
     private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String, plan: FetchPlan,
-                           segments: Int, limit: Int64? = nil) async throws -> Int64 {
+                           segments: Int?, limit: Int64? = nil) async throws -> Int64 {
         if isSegmented(attributes, local: local, segments: segments, plan: plan) {
             try await fetchSegments(remote, size: attributes.size ?? 0, to: local, stateFile: SegmentState.path(beside: local),
-                                    segments: max(1, segments), plan: plan)
+                                    segments: max(1, segments ?? 1), plan: plan)
             return try finishFile(remote, attributes: attributes, at: local, streamedTo: nil)
         }
         let end = try await plan.pool.withSession { session throws(SFTPError) in
@@ -131,9 +133,11 @@ public final class NativeEngine: TransferEngine {
     }
 
     /// Whether a file is fetched in `segments` byte ranges at once: it is at least `segmentThreshold` large, or
-    /// an earlier segmented download of it left its state file (which records what is done).
-    private func isSegmented(_ attributes: SFTPFileAttributes, local: String, segments: Int, plan: FetchPlan) -> Bool {
-        segments > 1 && attributes.size ?? 0 >= plan.segmentThreshold || pathExists(SegmentState.path(beside: local))
+    /// an earlier segmented download of it left its state file (which records what is done). Never for a file of
+    /// a tree (`segments` nil): there `NAME.segments` may well be another file the server lists, not a state file.
+    private func isSegmented(_ attributes: SFTPFileAttributes, local: String, segments: Int?, plan: FetchPlan) -> Bool {
+        guard let segments else { return false }
+        return segments > 1 && attributes.size ?? 0 >= plan.segmentThreshold || pathExists(SegmentState.path(beside: local))
     }
 
     /// Fetches an open file in one stream on `session` (and closes it), resuming from what `local` holds when
@@ -275,7 +279,7 @@ public final class NativeEngine: TransferEngine {
                 group.addTask {
                     // Files of a tree run side by side already: each is one stream.
                     (relative, try await self.fetchFile(join(remote, relative), attributes: attributes,
-                                                        to: target, plan: plan, segments: 1))
+                                                        to: target, plan: plan, segments: nil))
                 }
             }
             for _ in 0..<max(1, plan.parallelism) { startNext() }

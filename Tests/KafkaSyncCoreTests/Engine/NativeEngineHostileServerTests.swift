@@ -92,6 +92,23 @@ import Testing
         }
     }
 
+    /// `x.segments` beside `x` in a tree is a file like any other, not the state of a segmented download of `x`
+    /// (listed first, it used to be taken for one: overwritten, then deleted).
+    @Test func aTreeFileNamedLikeASegmentStateFileIsJustAFile() async throws {
+        let state = Data(#"{"size":5,"ranges":[{"start":0,"end":5,"done":5}]}"#.utf8)
+        let script = SFTPServerScript(dirs: ["/tree": .init([.init("x.segments", size: Int64(state.count)), .init("x", size: 5)])])
+        try await withScriptedSFTPServer(script) { server in
+            try server.serve("tree/x.segments", state)
+            try server.serve("tree/x", Data("hello".utf8))
+            let work = try TemporaryDirectory()
+            defer { work.remove() }
+            let staged = try await transfer(server, "/tree", kind: .directory, work: work, parallelism: 1)
+            #expect(staged.files == ["x.segments": Int64(state.count), "x": 5])
+            #expect(FileManager.default.contents(atPath: staged.path + "/x.segments") == state)
+            #expect(FileManager.default.contents(atPath: staged.path + "/x") == Data("hello".utf8))
+        }
+    }
+
     @Test func aListingOverMaxEntriesFailsTheJob() async throws {
         let script = SFTPServerScript(dirs: ["/many": .init([.init("sub", type: "dir")], generate: .init(count: 1_500), perReply: 200),
                                              "/many/sub": .init(generate: .init(count: 10))])
