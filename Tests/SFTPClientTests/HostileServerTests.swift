@@ -6,7 +6,7 @@ import Testing
 
 /// The SFTP client against a server that lies (``ScriptedSFTPServer``): names that are paths, huge listings, short,
 /// long and growing reads. Every byte from a server is hostile.
-@Suite(.timeLimit(.minutes(2))) struct HostileServerTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct HostileServerTests {
     let logger = KafkaFixtures.logger("kafkasync.test.hostile")
 
     func connect(_ server: ScriptedSFTPServer) async throws -> (SSHConnection, SFTPSession) {
@@ -17,18 +17,22 @@ import Testing
     /// (`.` and `..` are dropped, as every real server lists them: see the next test.)
     static let unsafeNames = ["../../escape", "../", "a/b", "/etc", "a\\b", "nul\0byte", "", String(repeating: "n", count: 256)]
 
-    @Test(arguments: unsafeNames)
-    func aListedNameThatIsAPathIsAProtocolError(name: String) async throws {
-        // The unsafe name comes after a good one, in a listing with the `.` and `..` every real server sends.
-        let script = SFTPServerScript(dirs: ["/evil": .init([.init("fine.txt"), .init(name)], dots: true)])
+    @Test func aListedNameThatIsAPathIsAProtocolError() async throws {
+        // Each unsafe name comes after a good one, in a listing with the `.` and `..` every real server sends.
+        var script = SFTPServerScript()
+        for (index, name) in Self.unsafeNames.enumerated() {
+            script.dirs["/evil\(index)"] = .init([.init("fine.txt"), .init(name)], dots: true)
+        }
         try await withScriptedSFTPServer(script) { server in
             let (connection, session) = try await connect(server)
-            await #expect {
-                _ = try await session.listDirectory("/evil")
-            } throws: { error in
-                guard let error = error as? SFTPError else { return false }
-                return error.code == .protocolError && !error.isTransient && error.message.contains("unsafe_remote_name")
-                    && !error.message.contains("\0")
+            for index in Self.unsafeNames.indices {
+                await #expect("\(Self.unsafeNames[index].debugDescription)") {
+                    _ = try await session.listDirectory("/evil\(index)")
+                } throws: { error in
+                    guard let error = error as? SFTPError else { return false }
+                    return error.code == .protocolError && !error.isTransient && error.message.contains("unsafe_remote_name")
+                        && !error.message.contains("\0")
+                }
             }
             await connection.close()
         }

@@ -6,7 +6,7 @@ import Testing
 
 /// The native engine against a server that lies (``ScriptedSFTPServer``): nothing it lists may land outside the
 /// job's staging folder, no listing or file is unbounded, no short read leaves a hole for a resume to trust.
-@Suite(.timeLimit(.minutes(2))) struct NativeEngineHostileServerTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct NativeEngineHostileServerTests {
     let logger = KafkaFixtures.logger("kafkasync.test.engine")
 
     /// Runs one transfer of `remotePath` into `<work>/a/b/staging/<name>.partial` (three folders deep, so a
@@ -42,23 +42,30 @@ import Testing
         (FileManager.default.enumerator(atPath: folder)?.allObjects as? [String] ?? []).sorted()
     }
 
-    @Test(arguments: ["../../escape", "../../../escape", "a/../../../escape", "/escape", "..\\..\\escape", "nul\0x", ""])
-    func aListedNameThatIsAPathFailsTheJobAndWritesNothingOutside(name: String) async throws {
-        let script = SFTPServerScript(dirs: ["/evil": .init([.init("fine.txt", size: 4), .init(name, size: 6)])])
+    static let escapingNames = ["../../escape", "../../../escape", "a/../../../escape", "/escape", "..\\..\\escape",
+                                "nul\0x", ""]
+
+    @Test func aListedNameThatIsAPathFailsTheJobAndWritesNothingOutside() async throws {
+        var script = SFTPServerScript()
+        for (index, name) in Self.escapingNames.enumerated() {
+            script.dirs["/evil\(index)"] = .init([.init("fine.txt", size: 4), .init(name, size: 6)])
+        }
         try await withScriptedSFTPServer(script) { server in
             // What an escaping name would fetch, had the engine followed it.
             try server.serve("escape", Data("pwned!".utf8))
-            try server.serve("evil/fine.txt", Data("fine".utf8))
-            let work = try TemporaryDirectory()
-            defer { work.remove() }
-            await #expect {
-                _ = try await transfer(server, "/evil", work: work)
-            } throws: { error in
-                let failure = error as? TransferFailure
-                return failure?.errorClass == .permanent && failure?.code == "protocol_error"
-                    && failure?.message.contains("unsafe_remote_name") == true
+            for index in Self.escapingNames.indices {
+                try server.serve("evil\(index)/fine.txt", Data("fine".utf8))
+                let work = try TemporaryDirectory()
+                defer { work.remove() }
+                await #expect("\(Self.escapingNames[index].debugDescription)") {
+                    _ = try await transfer(server, "/evil\(index)", work: work)
+                } throws: { error in
+                    let failure = error as? TransferFailure
+                    return failure?.errorClass == .permanent && failure?.code == "protocol_error"
+                        && failure?.message.contains("unsafe_remote_name") == true
+                }
+                #expect(!everything(under: work.path).contains { $0.hasSuffix("escape") }, "\(everything(under: work.path))")
             }
-            #expect(!everything(under: work.path).contains { $0.hasSuffix("escape") }, "\(everything(under: work.path))")
         }
     }
 
