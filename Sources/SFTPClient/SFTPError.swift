@@ -11,6 +11,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
             case unsupportedKey = "unsupported_key", noSuchFile = "no_such_file"
             case permissionDenied = "permission_denied", failure, protocolError = "protocol_error", cancelled
             case diskFull = "disk_full", localIO = "local_io"
+            case sizeExceeded = "size_exceeded"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -49,6 +50,9 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let diskFull = Code(.diskFull)
         /// Another local file system failure while writing a download (transient).
         public static let localIO = Code(.localIO)
+        /// A file read past the size announced for it: it grew while downloading (transient: a later attempt
+        /// sees its new size; a server that lies every time runs out of attempts).
+        public static let sizeExceeded = Code(.sizeExceeded)
 
         public var description: String { value.rawValue }
     }
@@ -66,7 +70,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Whether retrying later may succeed.
     public var isTransient: Bool {
-        [.connectionFailed, .timedOut, .connectionLost, .failure, .cancelled, .diskFull, .localIO].contains(code)
+        [.connectionFailed, .timedOut, .connectionLost, .failure, .cancelled, .diskFull, .localIO, .sizeExceeded].contains(code)
     }
 
     public var description: String { "\(message) [\(code)]" }

@@ -226,13 +226,5 @@ public final class SSHServerFixture: Sendable {
 /// Runs `body` with a fresh sshd, stopping it (and removing its folder) afterwards, whatever happens.
 public func withSSHServer<Result>(hostKeyType: String = "ed25519",
                                   _ body: (SSHServerFixture) async throws -> Result) async throws -> Result {
-    let server = try await SSHServerFixture(hostKeyType: hostKeyType)
-    do {
-        let result = try await body(server)
-        await server.stop()
-        return result
-    } catch {
-        await server.stop()
-        throw error
-    }
+    try await withFixture(try await SSHServerFixture(hostKeyType: hostKeyType), stop: { await $0.stop() }, body)
 }

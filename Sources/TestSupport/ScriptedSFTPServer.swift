@@ -194,7 +194,7 @@ public final class ScriptedSFTPServer: Sendable {
             "--authorized-keys", clientKey + ".pub", "--user", username, "--password-env", passwordVariable,
         ], environment: [passwordVariable: password])
         let started = process
-        let line = try await withTimeout(.seconds(20), "the scripted SFTP server to listen") {
+        let line = try await withTimeout(.seconds(60), "the scripted SFTP server to listen") {
             await started.nextLine()
         }
         guard let line, line.hasPrefix("LISTENING "), let port = Int(line.dropFirst("LISTENING ".count)) else {

@@ -19,7 +19,7 @@ struct GetCommand: AsyncParsableCommand {
     @Argument(help: "sftp://[user@]host[:port]/path (with --remote, only the path is used)")
     var url: String
 
-    @Option(help: "Folder to download into.") var to = "."
+    @Option(help: "Folder to download into (created with its parents when missing).") var to = "."
     @Option(help: "Parallel connections for a large file, parallel files for a directory.") var segments = 4
     @Option(help: "Private key file (ed25519 or ECDSA).") var identity: String?
     @Option(name: .customLong("known-hosts"), help: "known_hosts file (default ~/.ssh/known_hosts).") var knownHosts: String?
@@ -53,6 +53,13 @@ struct GetCommand: AsyncParsableCommand {
             job = try TransferJob(name: name, location: parent.isEmpty ? "." : parent)
         } catch {
             printError("kafkasync: \(path) cannot be downloaded: \(error.message)")
+            throw ExitCode(1)
+        }
+        do {
+            // Like `lftp mirror -O` and rclone: the target folder is created, with its parents.
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        } catch {
+            printError("kafkasync: cannot create \(folder): \(error.localizedDescription)")
             throw ExitCode(1)
         }
         let request = TransferRequest(job: job, remote: remoteConfig,

@@ -258,6 +258,7 @@ final class ProgressLog: Sendable {
     private let values = Mutex<[Int64]>([])
     func record(_ value: Int64) { values.withLock { $0.append(value) } }
     var last: Int64? { values.withLock { $0.last } }
+    var all: [Int64] { values.withLock { $0 } }
 }
 
 import Synchronization

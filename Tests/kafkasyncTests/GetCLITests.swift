@@ -125,4 +125,34 @@ import Testing
             #expect(try await runProcess("cmp", [source, out + "/seg.bin"]).status == 0, "content equal")
         }
     }
+
+    @Test func toCreatesTheTargetFolderWithItsParents() async throws {
+        try await withSSHServer { server in
+            try server.serve("x.txt", Data("x".utf8))
+            let out = server.directory.file("out/new/deeper")
+            let result = try await get(server, server.dataPath("x.txt"), to: out)
+            #expect(result.status == 0, "\(result.stderr)")
+            #expect(FileManager.default.contents(atPath: out + "/x.txt") == Data("x".utf8))
+        }
+    }
+
+    /// A listing holding `../../escape` (a name that is a path) fails the download: nothing is written outside
+    /// `--to`, and the exit status says so.
+    @Test func aServerListingANameThatIsAPathWritesNothingOutsideTo() async throws {
+        let script = SFTPServerScript(dirs: ["/evil": .init([.init("fine.txt", size: 4), .init("../../escape", size: 6)])])
+        try await withScriptedSFTPServer(script) { server in
+            try server.serve("escape", Data("pwned!".utf8))
+            try server.serve("evil/fine.txt", Data("fine".utf8))
+            let work = server.directory.file("work")
+            let out = work + "/a/b/out"
+            let result = try await runProcess(try kafkasyncExecutable(), [
+                "get", "sftp://\(server.username)@127.0.0.1:\(server.port)/evil", "--to", out,
+                "--identity", server.clientKey, "--known-hosts", server.knownHosts,
+            ])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("unsafe_remote_name"), "\(result.stderr)")
+            let written = (FileManager.default.enumerator(atPath: work)?.allObjects as? [String]) ?? []
+            #expect(!written.contains { $0.hasSuffix("escape") }, "\(written)")
+        }
+    }
 }

@@ -109,7 +109,8 @@ struct ConfigLoader {
     static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations",
                                 "store", "consumer"]
     static let laterTables = ["http", "s3", "watch"]
-    static let integerKeys: Set<String> = ["num_threads", "consumer.concurrency", "consumer.max_attempts"]
+    static let integerKeys: Set<String> = ["num_threads", "consumer.concurrency", "consumer.max_attempts",
+                                           "consumer.max_entries"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
                              "engine", "stall_timeout"]
@@ -318,10 +319,12 @@ struct ConfigLoader {
         }
         let issuesBefore = issues.count
         warnUnknown(table, known: ["concurrency", "max_attempts", "backoff_initial", "backoff_max", "shutdown_grace",
-                                   "on_conflict", "log_file", "log_format", "segment_threshold"], table: "consumer")
+                                   "on_conflict", "log_file", "log_format", "segment_threshold", "max_entries"],
+                    table: "consumer")
         func sourced(_ key: String) -> Sourced { override(key, table[key], table: "consumer") }
         settings.concurrency = integer(sourced("concurrency"), in: 1...256, default: settings.concurrency) ?? 0
         settings.maxAttempts = integer(sourced("max_attempts"), in: 1...100, default: settings.maxAttempts) ?? 0
+        settings.maxEntries = integer(sourced("max_entries"), in: 1...100_000_000, default: settings.maxEntries) ?? 0
         settings.backoffInitial = duration(sourced("backoff_initial"), default: settings.backoffInitial) ?? .zero
         settings.backoffMax = duration(sourced("backoff_max"), default: settings.backoffMax) ?? .zero
         settings.shutdownGrace = duration(sourced("shutdown_grace"), default: settings.shutdownGrace) ?? .zero

@@ -185,6 +185,9 @@ public struct ConsumerSettings: Sendable, Equatable {
     public var logFormat: LogFormat = .text
     /// `segment_threshold`: files at least this large are downloaded in `num_threads` segments (default 64 MiB).
     public var segmentThreshold: Int64 = 64 << 20
+    /// `max_entries`: the most files and folders one directory job may list (1...100,000,000, default 1,000,000);
+    /// a larger tree fails the job (`too_many_entries`) instead of filling memory.
+    public var maxEntries = 1_000_000
 }
 
 /// `[store]`: where the transfer history lives.

@@ -29,7 +29,7 @@ extension KafkaSyncConfig {
                   "shutdown_grace = \(quoted("\(consumer.shutdownGrace)"))",
                   "on_conflict = \(quoted(consumer.onConflict.rawValue))",
                   "log_file = \(quoted(consumer.logFile ?? ""))", "log_format = \(quoted(consumer.logFormat.rawValue))",
-                  "segment_threshold = \(consumer.segmentThreshold)"]
+                  "segment_threshold = \(consumer.segmentThreshold)", "max_entries = \(consumer.maxEntries)"]
         return lines.joined(separator: "\n")
     }
 

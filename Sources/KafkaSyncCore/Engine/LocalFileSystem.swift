@@ -9,6 +9,47 @@ func join(_ base: String, _ relative: String) -> String {
     relative.isEmpty ? base : (base as NSString).appendingPathComponent(relative)
 }
 
+/// `root/relative` where `relative` is made of names a server listed, checked to stay inside `root`: resolved
+/// (`.` and `..` taken out, and the symbolic links of the part that exists followed) it must still be `root` or
+/// under it. The one way the engines join remote names to a local folder.
+/// - Throws: permanent `unsafe_remote_name` when it would leave `root`.
+func path(inside root: String, _ relative: String) throws(TransferFailure) -> String {
+    let top = lexicallyResolved(root)
+    let path = lexicallyResolved(join(root, relative))
+    var existing = path
+    var info = stat()
+    while existing.count > top.count && lstat(existing, &info) != 0 {
+        existing = (existing as NSString).deletingLastPathComponent
+    }
+    guard isInside(top, path), isInside(realPath(top), realPath(existing)) else {
+        throw TransferFailure(.permanent, code: "unsafe_remote_name",
+                              "\(relative.debugDescription) would be written outside \(root): the server sent a name that is a path")
+    }
+    return path
+}
+
+/// `path` made absolute with `.`, `..` and repeated slashes taken out, without looking at the disk.
+private func lexicallyResolved(_ path: String) -> String {
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    var parts: [Substring] = []
+    for part in absolute.split(separator: "/") where part != "." {
+        if part == ".." { _ = parts.popLast() } else { parts.append(part) }
+    }
+    return "/" + parts.joined(separator: "/")
+}
+
+/// `path` with every symbolic link followed (`realpath(3)`), or itself when that fails.
+private func realPath(_ path: String) -> String {
+    guard let resolved = realpath(path, nil) else { return path }
+    defer { free(resolved) }
+    return String(cString: resolved)
+}
+
+/// Whether `path` is `folder` or lies under it (both resolved).
+private func isInside(_ folder: String, _ path: String) -> Bool {
+    path == folder || path.hasPrefix(folder == "/" ? "/" : folder + "/")
+}
+
 /// The `stat` of `path` (following links), or `nil` when it does not exist or cannot be read.
 func fileStatus(_ path: String) -> stat? {
     var info = stat()

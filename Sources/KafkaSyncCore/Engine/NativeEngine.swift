@@ -32,12 +32,17 @@ public final class NativeEngine: TransferEngine {
             let (attributes, streamedTo) = try await pool.withSession { session throws(SFTPError) in
                 let (attributes, file) = try await session.lookUp(remotePath, open: request.job.kind != .directory)
                 guard let file else { return (attributes, nil as Int64?) }
+                if request.job.kind == .file, let announced = request.job.size, let size = attributes.size, size > announced {
+                    session.close(file)
+                    throw SFTPError(.sizeExceeded, "\(remotePath) has \(size) bytes, more than the \(announced) the job announces")
+                }
                 if isSegmented(attributes, local: local, segments: request.parallelism, plan: plan) {
                     session.close(file)
                     return (attributes, nil)
                 }
                 counter.addTotal(attributes.size ?? 0)
-                return (attributes, try await fetchStream(file, to: local, session: session, counter: counter))
+                return (attributes, try await fetchStream(file, to: local, session: session, counter: counter,
+                                                          limit: request.job.size))
             }
             switch (request.job.kind, attributes.isDirectory) {
             case (.file, true):
@@ -47,7 +52,8 @@ public final class NativeEngine: TransferEngine {
             default: break
             }
             if attributes.isDirectory {
-                let files = try await mirror(remotePath, attributes: attributes, into: local, plan: plan)
+                let files = try await mirror(remotePath, attributes: attributes, into: local, plan: plan,
+                                             maxEntries: request.maxEntries)
                 return StagedTransfer(kind: .directory, path: local, files: files, bytesTransferred: counter.received)
             }
             guard attributes.isRegularFile else {
@@ -59,7 +65,7 @@ public final class NativeEngine: TransferEngine {
             } else {
                 counter.addTotal(attributes.size ?? 0)
                 size = try await fetchFile(remotePath, attributes: attributes, to: local, plan: plan,
-                                           segments: request.parallelism)
+                                           segments: request.parallelism, limit: request.job.size)
             }
             return StagedTransfer(kind: .file, path: local, files: ["": size], bytesTransferred: counter.received)
         } catch let error as SFTPError {
@@ -70,6 +76,9 @@ public final class NativeEngine: TransferEngine {
             throw TransferFailure(.transient, code: "failure", "\(error)")
         }
     }
+
+    /// The deepest folder a directory job may hold, counted from the job's folder.
+    static let maximumDepth = 64
 
     public func shutdown() async {
         let all = pools.withLock { pools in
@@ -105,32 +114,38 @@ public final class NativeEngine: TransferEngine {
 
     /// Downloads one file and gives it the remote modification time: in byte ranges at once when
     /// ``isSegmented(_:local:segments:plan:)``, else in one stream.
+    /// - Parameters:
+    ///   - segments: the ranges of a large file; `nil` for a file of a tree, always one stream.
+    ///   - limit: the most bytes the file may have when its attributes give no size (the job's size).
     /// - Returns: the size of the local file.
     private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String, plan: FetchPlan,
-                           segments: Int) async throws -> Int64 {
+                           segments: Int?, limit: Int64? = nil) async throws -> Int64 {
         if isSegmented(attributes, local: local, segments: segments, plan: plan) {
             try await fetchSegments(remote, size: attributes.size ?? 0, to: local, stateFile: SegmentState.path(beside: local),
-                                    segments: max(1, segments), plan: plan)
+                                    segments: max(1, segments ?? 1), plan: plan)
             return try finishFile(remote, attributes: attributes, at: local, streamedTo: nil)
         }
         let end = try await plan.pool.withSession { session throws(SFTPError) in
             try await fetchStream(try await session.open(remote, attributes: attributes), to: local, session: session,
-                                  counter: plan.counter)
+                                  counter: plan.counter, limit: limit)
         }
         return try finishFile(remote, attributes: attributes, at: local, streamedTo: end)
     }
 
     /// Whether a file is fetched in `segments` byte ranges at once: it is at least `segmentThreshold` large, or
-    /// an earlier segmented download of it left its state file (which records what is done).
-    private func isSegmented(_ attributes: SFTPFileAttributes, local: String, segments: Int, plan: FetchPlan) -> Bool {
-        segments > 1 && attributes.size ?? 0 >= plan.segmentThreshold || pathExists(SegmentState.path(beside: local))
+    /// an earlier segmented download of it left its state file (which records what is done). Never for a file of
+    /// a tree (`segments` nil): there `NAME.segments` may well be another file the server lists, not a state file.
+    private func isSegmented(_ attributes: SFTPFileAttributes, local: String, segments: Int?, plan: FetchPlan) -> Bool {
+        guard let segments else { return false }
+        return segments > 1 && attributes.size ?? 0 >= plan.segmentThreshold || pathExists(SegmentState.path(beside: local))
     }
 
     /// Fetches an open file in one stream on `session` (and closes it), resuming from what `local` holds when
-    /// that is not longer than the remote file.
+    /// that is not longer than the remote file (a download leaves only a contiguous prefix, so that is safe).
+    /// - Parameter limit: the most bytes the file may have when the server gives no size.
     /// - Returns: where the local file ends.
     private func fetchStream(_ file: SFTPOpenFile, to local: String, session: SFTPSession,
-                             counter: ProgressCounter) async throws(SFTPError) -> Int64 {
+                             counter: ProgressCounter, limit: Int64?) async throws(SFTPError) -> Int64 {
         let size = file.attributes.size ?? 0
         var have = fileSize(local) ?? 0
         if have > size { have = 0 }  // the remote file shrank: start over
@@ -140,7 +155,7 @@ public final class NativeEngine: TransferEngine {
             return have
         }
         let reported = Atomic<Int64>(0)
-        return try await session.download(file, to: local, offset: have) { bytes in
+        return try await session.download(file, to: local, offset: have, limit: limit) { bytes in
             counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
         }
     }
@@ -183,7 +198,8 @@ public final class NativeEngine: TransferEngine {
                         try await session.download(remote, to: local, range: range.done..<range.end,
                                                    window: max(8, 32 / state.ranges.count)) { bytes in
                             plan.counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
-                            // Everything but the chunk being written is on disk (writes are in order).
+                            // `bytes` is the contiguous prefix of the range, all on disk but the chunk being
+                            // written (writes are in order): the state never counts a hole as done.
                             shared.advance(index, to: range.done + max(0, bytes - Int64(session.maximumReadLength)))
                         }
                     }
@@ -205,23 +221,40 @@ public final class NativeEngine: TransferEngine {
     }
 
     /// Mirrors a remote directory tree: folders first, then up to `parallelism` files at a time; regular files
-    /// and folders only (links and devices are skipped). Modification times are kept.
+    /// and folders only (links and devices are skipped: a symbolic link is never created, the listing's attributes
+    /// are `lstat`'s). Modification times are kept.
+    ///
+    /// What the server lists is bounded and never a path: names are checked by the SFTP client
+    /// (`unsafe_remote_name`) and every local path is checked to stay inside `local` (``path(inside:_:)``); more
+    /// than `maxEntries` files and folders fail the job as `too_many_entries`, folders deeper than
+    /// ``maximumDepth`` as `too_deep` (both permanent: the same tree fails the same way on every attempt).
     /// - Returns: every file's size by path relative to `local`.
     private func mirror(_ remote: String, attributes: SFTPFileAttributes, into local: String,
-                        plan: FetchPlan) async throws -> [String: Int64] {
-        var folders: [(relative: String, attributes: SFTPFileAttributes)] = [("", attributes)]
+                        plan: FetchPlan, maxEntries: Int) async throws -> [String: Int64] {
+        var folders: [(relative: String, attributes: SFTPFileAttributes, depth: Int)] = [("", attributes, 0)]
         var files: [(relative: String, attributes: SFTPFileAttributes)] = []
         var index = 0
+        var listed = 0
         while index < folders.count {
-            let relative = folders[index].relative
+            let (relative, _, depth) = folders[index]
             index += 1
+            let budget = maxEntries - listed
             let entries = try await plan.pool.withSession { session throws(SFTPError) in
-                try await session.listDirectory(join(remote, relative))
+                try await session.listDirectory(join(remote, relative), limit: budget)
+            }
+            listed += entries.count
+            guard listed <= maxEntries else {
+                throw TransferFailure(.permanent, code: "too_many_entries",
+                                      "\(remote) lists more than \(maxEntries) files and folders (max_entries)")
             }
             for entry in entries {
                 let path = join(relative, entry.name)
                 if entry.attributes.isDirectory {
-                    folders.append((path, entry.attributes))
+                    guard depth < Self.maximumDepth else {
+                        throw TransferFailure(.permanent, code: "too_deep",
+                                              "\(join(remote, path)) is more than \(Self.maximumDepth) folders deep")
+                    }
+                    folders.append((path, entry.attributes, depth + 1))
                 } else if entry.attributes.isRegularFile {
                     files.append((path, entry.attributes))
                     plan.counter.addTotal(entry.attributes.size ?? 0)
@@ -230,16 +263,23 @@ public final class NativeEngine: TransferEngine {
                 }
             }
         }
-        for folder in folders { try createFolder(join(local, folder.relative)) }
+        for folder in folders { try createFolder(try path(inside: local, folder.relative)) }
         var sizes: [String: Int64] = [:]
         try await withThrowingTaskGroup(of: (String, Int64).self) { group in
             var pending = files[...]
             func startNext() {
                 guard let (relative, attributes) = pending.popFirst() else { return }
+                let target: String
+                do {
+                    target = try path(inside: local, relative)
+                } catch {
+                    group.addTask { throw error }
+                    return
+                }
                 group.addTask {
                     // Files of a tree run side by side already: each is one stream.
                     (relative, try await self.fetchFile(join(remote, relative), attributes: attributes,
-                                                        to: join(local, relative), plan: plan, segments: 1))
+                                                        to: target, plan: plan, segments: nil))
                 }
             }
             for _ in 0..<max(1, plan.parallelism) { startNext() }

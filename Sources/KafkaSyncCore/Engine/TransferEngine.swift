@@ -70,15 +70,18 @@ public struct TransferRequest: Sendable {
     public var parallelism: Int
     /// Files at least this large are downloaded in segments.
     public var segmentThreshold: Int64
+    /// The most files and folders a directory job may list (`max_entries`); more fail it as `too_many_entries`.
+    public var maxEntries: Int
 
     /// Creates a request.
     public init(job: TransferJob, remote: RemoteConfig, stagedPath: String, parallelism: Int,
-                segmentThreshold: Int64) {
+                segmentThreshold: Int64, maxEntries: Int = 1_000_000) {
         self.job = job
         self.remote = remote
         self.stagedPath = stagedPath
         self.parallelism = parallelism
         self.segmentThreshold = segmentThreshold
+        self.maxEntries = maxEntries
     }
 }
 

@@ -138,7 +138,8 @@ public final class JobProcessor: Sendable {
         let engine = engines[remote.engine] ?? engines[.native]!
         try staging.checkDestination(job)  // before downloading (placement checks again)
         let request = TransferRequest(job: job, remote: remote, stagedPath: staging.stagedPath(for: job),
-                                      parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold)
+                                      parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold,
+                                      maxEntries: config.consumer.maxEntries)
         let store = self.store
         let throttle = self.throttle
         let progress: @Sendable (TransferProgress) -> Void = { progress in

@@ -38,7 +38,7 @@ public struct SFTPFileAttributes: Sendable, Equatable {
 
 /// One entry of a remote directory.
 public struct SFTPDirectoryEntry: Sendable, Equatable {
-    /// The entry's name (not a path).
+    /// The entry's name: one path component, checked by ``SFTPSession/checkEntryName(_:in:)`` (never a path).
     public var name: String
     /// What the server said about it.
     public var attributes: SFTPFileAttributes
@@ -170,15 +170,25 @@ public final class SFTPSession: Sendable {
     }
 
     /// The entries of a remote directory (without `.` and `..`), in the server's order.
-    public func listDirectory(_ path: String) async throws(SFTPError) -> [SFTPDirectoryEntry] {
+    ///
+    /// Names come from the server, so they are checked before anyone joins them to a path: see
+    /// ``checkEntryName(_:in:)``. The `.` and `..` entries that every real server lists are dropped (they are never
+    /// used as paths); any other unsafe name fails the whole listing.
+    /// - Parameter limit: the listing stops once it holds more than `limit` entries (so it returns at most
+    ///   `limit + 1`, and the caller can tell it was cut): a server cannot fill memory with names.
+    /// - Throws: `protocol_error` (permanent) naming `unsafe_remote_name` and the entry, or the server's error.
+    public func listDirectory(_ path: String, limit: Int = .max) async throws(SFTPError) -> [SFTPDirectoryEntry] {
         let handle = try expectHandle(try await request({ .opendir(id: $0, path: path) }), path: path)
         var entries: [SFTPDirectoryEntry] = []
         defer { _ = send({ .close(id: $0, handle: handle) }) }
-        while true {
+        while entries.count <= limit {
             switch try await request({ .readdir(id: $0, handle: handle) }) {
             case .name(_, let names):
-                entries += names.filter { $0.filename != "." && $0.filename != ".." }
-                    .map { SFTPDirectoryEntry(name: $0.filename, attributes: SFTPFileAttributes($0.attributes)) }
+                for name in names where name.filename != "." && name.filename != ".." {
+                    try Self.checkEntryName(name.filename, in: path)
+                    entries.append(SFTPDirectoryEntry(name: name.filename, attributes: SFTPFileAttributes(name.attributes)))
+                    if entries.count > limit { break }
+                }
             case .status(_, .endOfFile, _):
                 return entries
             case .status(_, let code, let message):
@@ -187,6 +197,24 @@ public final class SFTPSession: Sendable {
                 throw SFTPError(.protocolError, "unexpected answer to READDIR of \(path)")
             }
         }
+        return entries
+    }
+
+    /// The longest name a listing may hold, in UTF-8 bytes (`NAME_MAX` of Linux and most file systems).
+    public static let maximumNameLength = 255
+
+    /// Checks that a name a server listed is one path component that stays where it is joined: not empty, not
+    /// `.` or `..`, without `/`, `\\` or NUL, at most ``maximumNameLength`` bytes.
+    /// - Throws: `protocol_error` whose message starts with `unsafe_remote_name` and names the entry, escaped.
+    public static func checkEntryName(_ name: String, in folder: String) throws(SFTPError) {
+        let isUnsafe = name.isEmpty || name == "." || name == ".." || name.utf8.count > maximumNameLength
+            || name.utf8.contains { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") || $0 == 0 }
+        guard isUnsafe else { return }
+        // Escaped (control characters, NUL, anything not ASCII) so the message is one printable line.
+        var shown = "\"" + name.unicodeScalars.prefix(80).map { $0.escaped(asASCII: true) }.joined() + "\""
+        if name.unicodeScalars.count > 80 { shown += "… (\(name.utf8.count) bytes)" }
+        throw SFTPError(.protocolError, "unsafe_remote_name: the server listed \(shown) in \(folder), which is not a "
+                        + "plain file name (empty, . or .., a /, \\ or NUL, or over \(maximumNameLength) bytes)")
     }
 
     /// The attributes of `path` (STAT, following symbolic links) and, when it is a regular file, the file opened for
@@ -238,28 +266,36 @@ public final class SFTPSession: Sendable {
     /// `localPath` from `offset` on (for resuming: bytes before it are kept), and closes it. Up to `window` READs of
     /// ``maximumReadLength`` are in flight; memory stays bounded by them. With the size known, exactly that many
     /// bytes are read; without it, the server is asked (FSTAT) and one more READ confirms the end.
-    /// - Parameter progress: called with the bytes received so far (from `offset`); at most one chunk is still
-    ///   being written when it is called.
+    ///
+    /// The local file only ever holds a contiguous prefix: when the download fails it ends where the bytes stop
+    /// following each other, so resuming from its size leaves no hole.
+    /// - Parameters:
+    ///   - limit: without a size from the listing, the most bytes the file may have (the size a job announced);
+    ///     the FSTAT size bounds it too.
+    ///   - progress: called with the contiguous bytes received so far (from `offset`); at most one chunk of them
+    ///     is still being written when it is called.
     /// - Returns: the size of the local file when done.
+    /// - Throws: `size_exceeded` (transient) when the file reads past the size announced (FSTAT or `limit`).
     public func download(_ file: SFTPOpenFile, to localPath: String, offset: Int64 = 0, window: Int = 32,
-                         progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
+                         limit: Int64? = nil, progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
         try await read(file.path, handle: file.handle, into: localPath, truncatingTo: offset, from: offset,
-                       to: file.attributes.size, window: window, progress: progress)
+                       to: file.attributes.size, limit: limit, window: window, progress: progress)
     }
 
     /// Downloads the bytes `range` of `remotePath` into the same positions of `localPath`, leaving the rest of
-    /// the local file alone (for segmented downloads: several ranges into one file at once).
+    /// the local file alone (for segmented downloads: several ranges into one file at once). The range is written
+    /// in order without holes, and `progress` reports the contiguous bytes from its start.
     /// - Returns: the end of the range.
     public func download(_ remotePath: String, to localPath: String, range: Range<Int64>, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
         try await read(remotePath, handle: try await openHandle(remotePath), into: localPath, truncatingTo: nil,
-                       from: range.lowerBound, to: range.upperBound, window: window, progress: progress)
+                       from: range.lowerBound, to: range.upperBound, limit: nil, window: window, progress: progress)
     }
 
     /// Reads an open remote file into `localPath` and closes it (its CLOSE rides with the last READ when one READ
     /// is all there is left).
     private func read(_ remotePath: String, handle: ByteBuffer, into localPath: String, truncatingTo length: Int64?,
-                      from start: Int64, to end: Int64?, window: Int, progress: @Sendable (Int64) -> Void)
+                      from start: Int64, to end: Int64?, limit: Int64?, window: Int, progress: @Sendable (Int64) -> Void)
         async throws(SFTPError) -> Int64
     {
         var closed = false
@@ -268,32 +304,39 @@ public final class SFTPSession: Sendable {
         if size == nil {
             size = try? expectAttributes(try await request({ .fstat(id: $0, handle: handle) }), path: remotePath).size
         }
+        let bound = [size, limit.map { UInt64(max(0, $0)) }].compactMap { $0 }.min()
         let file = try LocalFile(path: localPath, truncateTo: length)
         defer { file.close() }
         let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(start), size: size,
-                                              confirmEnd: end == nil, window: max(1, window), into: file,
+                                              confirmEnd: end == nil, limit: bound, window: max(1, window), into: file,
                                               closed: &closed, progress: progress)
         return start + written
     }
 
     /// Reads with up to `window` READs in flight. When `size` is known (and `confirmEnd` off) and one READ is all
     /// there is left, the CLOSE goes out with it and `closed` is set; a short answer then ends the download early
-    /// (the caller sees fewer bytes than it asked for).
+    /// (the caller sees fewer bytes than it asked for). With `confirmEnd` the file is read until the server says it
+    /// ends, but never past `limit`.
+    ///
+    /// Only a contiguous prefix reaches the file: a short answer's rest is asked again, and the answers after it
+    /// wait in memory (at most `window` of them: no new READ goes out meanwhile) until that gap is filled. So an
+    /// interrupted download leaves a whole prefix to resume from, and `progress` counts only that prefix.
+    /// - Returns: the bytes of the prefix written from `start`.
     private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, confirmEnd: Bool,
-                               window: Int, into file: LocalFile, closed: inout Bool,
+                               limit: UInt64?, window: Int, into file: LocalFile, closed: inout Bool,
                                progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
         do {
-            // One write runs while the next responses arrive; writes stay in offset order, so an interrupted
-            // download always leaves a whole prefix to resume from.
+            // One write runs while the next responses arrive; writes stay in offset order.
             return try await withThrowingTaskGroup(of: Void.self) { writes in
                 let chunk = UInt64(maximumReadLength)
                 var next = start
                 var atEnd = false
-                var written: Int64 = 0
+                var contiguous = start  // where the bytes handed to the file end
                 var writing = false
                 var inFlight: [(offset: UInt64, length: UInt64, response: EventLoopFuture<SFTPResponse>)] = []
                 inFlight.reserveCapacity(window)
                 var reads: [(offset: UInt64, length: UInt64)] = []
+                var held: [(offset: UInt64, data: ByteBuffer)] = []  // answers past a gap, by offset
                 /// Sends the `reads` collected, in one message (with the CLOSE when `close` is set).
                 func issue(close: Bool = false) {
                     var requests = reads.map { read in
@@ -305,7 +348,7 @@ public final class SFTPSession: Sendable {
                     reads.removeAll(keepingCapacity: true)
                 }
                 while true {
-                    while !atEnd && inFlight.count + reads.count < window && (size.map { next < $0 } ?? true) {
+                    while !atEnd && inFlight.count + reads.count + held.count < window && (size.map { next < $0 } ?? true) {
                         let length = confirmEnd ? chunk : min(chunk, size! - next)
                         reads.append((next, length))
                         next += length
@@ -326,17 +369,25 @@ public final class SFTPSession: Sendable {
                         guard count > 0, count <= length else {
                             throw SFTPError(.protocolError, "the server returned \(count) bytes for a read of \(length)")
                         }
-                        if writing { try await writes.next() }
-                        writing = data.readableBytes > LocalFile.inlineWriteLimit
-                        if writing {
-                            writes.addTask { try await file.write(data, at: Int64(offset)) }
-                        } else {
-                            try file.writeNow(data, at: Int64(offset))
+                        if let limit, offset + count > limit {
+                            throw SFTPError(.sizeExceeded, "\(path) has more than the \(limit) bytes announced for it: "
+                                            + "it grew while downloading")
                         }
-                        written += Int64(count)
-                        progress(written)
                         // A short read: ask for the rest, while the file is open.
                         if count < length && !closed { reads.append((offset + count, length - count)) }
+                        held.insert((offset, data), at: held.firstIndex { $0.offset > offset } ?? held.endIndex)
+                        while let first = held.first, first.offset == contiguous {
+                            held.removeFirst()
+                            if writing { try await writes.next() }
+                            writing = first.data.readableBytes > LocalFile.inlineWriteLimit
+                            if writing {
+                                writes.addTask { try await file.write(first.data, at: Int64(first.offset)) }
+                            } else {
+                                try file.writeNow(first.data, at: Int64(first.offset))
+                            }
+                            contiguous += UInt64(first.data.readableBytes)
+                        }
+                        progress(Int64(contiguous - start))
                     case .status(_, .endOfFile, _):
                         atEnd = true
                     case .status(_, let code, let message):
@@ -345,8 +396,9 @@ public final class SFTPSession: Sendable {
                         throw SFTPError(.protocolError, "unexpected answer to READ of \(path)")
                     }
                 }
+                // Answers still held lie past a gap that was never filled (a short last READ): they are dropped.
                 try await writes.waitForAll()
-                return written
+                return Int64(contiguous - start)
             }
         } catch {
             throw Self.mapped(error)
@@ -398,9 +450,10 @@ final class LocalFile: Sendable {
     private let path: String
 
     /// Opens (creating) `path` for positional writes; with a `length`, cuts or extends the file to it first.
+    /// A symbolic link at `path` is refused (`ELOOP`): a download never writes through a link.
     init(path: String, truncateTo length: Int64?) throws(SFTPError) {
         self.path = path
-        descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        descriptor = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o644)
         guard descriptor >= 0 else {
             throw SFTPError.local("cannot write \(path)", errno: errno)
         }

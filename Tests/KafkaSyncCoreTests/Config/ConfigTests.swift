@@ -203,6 +203,8 @@ private func withRemote(_ remote: String) -> String {
         (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nsegment_threshold = \"huge\"", "consumer.segment_threshold", "invalid_value"),
         (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nsegment_threshold = 100", "consumer.segment_threshold", "invalid_value"),
         (withRemote("host = \"h\"\nusername = \"u\"") + "\n[locations]\nquarantine = \"./completes/\"", "locations.quarantine", "conflict"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nmax_entries = 0", "consumer.max_entries", "invalid_value"),
+        (withRemote("host = \"h\"\nusername = \"u\"") + "\n[consumer]\nmax_entries = \"lots\"", "consumer.max_entries", "wrong_type"),
     ]
 
     @Test func consumerSettingsParseDurationsSizesAndChoices() throws {
@@ -218,18 +220,20 @@ private func withRemote(_ remote: String) -> String {
             log_file = ""
             log_format = "json"
             segment_threshold = "256MiB"
+            max_entries = 5000
             """)
         let consumer = config.consumer
         #expect(consumer.concurrency == 16 && consumer.maxAttempts == 3)
         #expect(consumer.backoffInitial == .milliseconds(500) && consumer.backoffMax == .seconds(90))
         #expect(consumer.shutdownGrace == .seconds(90))
         #expect(consumer.onConflict == .overwrite && consumer.logFormat == .json && consumer.logFile == nil)
-        #expect(consumer.segmentThreshold == 256 << 20)
+        #expect(consumer.segmentThreshold == 256 << 20 && consumer.maxEntries == 5000)
         let defaults = try parse(withRemote("host = \"h\"\nusername = \"u\"")).consumer
         #expect(defaults.concurrency == 4 && defaults.maxAttempts == 5 && defaults.onConflict == .rename)
         #expect(defaults.backoffInitial == .seconds(5) && defaults.backoffMax == .seconds(300))
         #expect(defaults.shutdownGrace == .seconds(30) && defaults.logFormat == .text)
         #expect(defaults.logFile?.hasSuffix("/consumer.log") == true)
+        #expect(defaults.maxEntries == 1_000_000)
     }
 
     @Test func stallTimeoutIsPerRemoteWithADefaultAndShownByConfigCheck() throws {
