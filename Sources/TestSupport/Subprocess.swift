@@ -89,7 +89,9 @@ public final class BackgroundProcess: Sendable {
         let (lines, sink) = AsyncStream.makeStream(of: String.self)
         let collector = ErrorCollector()
         let (outputFD, errorFD) = (output[0], errors[0])
-        DispatchQueue.global().async {
+        // Threads of their own for the blocking reads: dispatch's worker threads also run Swift's tasks and
+        // swift-subprocess's I/O on Linux, and a test run with dozens of fixtures would pin them all.
+        Thread {
             var pending = Data()
             readUntilEOF(outputFD) { chunk in
                 pending.append(chunk)
@@ -99,8 +101,8 @@ public final class BackgroundProcess: Sendable {
                 }
             }
             sink.finish()
-        }
-        DispatchQueue.global().async { readUntilEOF(errorFD) { collector.append($0) } }
+        }.start()
+        Thread { readUntilEOF(errorFD) { collector.append($0) } }.start()
         self.lines = lines
         self.errorOutput = collector
     }
@@ -132,7 +134,7 @@ public final class BackgroundProcess: Sendable {
     public func stop(signal: Int32 = SIGTERM) async -> Int32 {
         if isRunning { kill(pid, signal) }
         return await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            Thread {
                 let status = self.exitStatus.withLock { status in
                     if let status { return status }
                     var raw: Int32 = 0
@@ -141,7 +143,7 @@ public final class BackgroundProcess: Sendable {
                     return status!
                 }
                 continuation.resume(returning: status)
-            }
+            }.start()
         }
     }
 

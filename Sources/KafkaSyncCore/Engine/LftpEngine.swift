@@ -96,7 +96,8 @@ public struct LftpEngine: TransferEngine {
         let script = [
             "set cmd:fail-exit yes",
             "set net:max-retries 2",
-            "set net:timeout 20",
+            // A server silent for the remote's stall_timeout is a failed try, as on the native engine.
+            "set net:timeout \(max(1, remote.stallTimeout.components.seconds))",
             "set net:reconnect-interval-base 2",
             "set xfer:clobber yes",
             "set sftp:auto-confirm no",
