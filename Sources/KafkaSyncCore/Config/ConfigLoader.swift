@@ -31,6 +31,11 @@ extension KafkaSyncConfig {
         -> KafkaSyncConfig
     {
         let root: [String: TOMLNode]
+        if let line = TOMLPrecheck.lineOfBrokenDateTime(toml) {
+            throw ConfigError(issues: [ConfigIssue(
+                .syntax, key: "\((configFile as NSString).lastPathComponent) line \(line)", value: nil,
+                expected: "valid TOML (a date-time needs a time HH:MM:SS after its T)")])
+        }
         do {
             root = TOMLNode.table(try TOMLTable(string: toml))
         } catch let error as TOMLParseError {

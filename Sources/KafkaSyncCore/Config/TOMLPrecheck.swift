@@ -1,0 +1,81 @@
+/// Checks that TOMLKit 0.6.0 (toml++ 3.4) does not handle safely, run before it sees the text.
+///
+/// toml++ asserts (aborting the process in debug builds, undefined behaviour in release builds) on a date-time
+/// value whose `T` is not followed by a digit, e.g. `a = 1979-05-27T:` (found by `scripts/fuzz`,
+/// FuzzConfigLoader). No valid TOML has that shape outside strings and comments, so it is reported as the
+/// syntax error it is.
+enum TOMLPrecheck {
+    /// The 1-based line of the first such date-time outside strings and comments, or `nil`.
+    static func lineOfBrokenDateTime(_ text: String) -> Int? {
+        let bytes = Array(text.utf8)
+        var index = 0, line = 1
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\n"):
+                line += 1
+                index += 1
+            case UInt8(ascii: "#"):
+                while index < bytes.count && bytes[index] != UInt8(ascii: "\n") { index += 1 }
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                index = endOfString(bytes, from: index, line: &line)
+            default:
+                if isBrokenDateTime(bytes, at: index) { return line }
+                index += 1
+            }
+        }
+        return nil
+    }
+
+    /// The index after the string starting at `start` (a quote), counting its newlines.
+    private static func endOfString(_ bytes: [UInt8], from start: Int, line: inout Int) -> Int {
+        let quote = bytes[start]
+        func run(_ at: Int) -> Int {
+            var end = at
+            while end < bytes.count && bytes[end] == quote { end += 1 }
+            return end - at
+        }
+        let multiline = run(start) >= 3
+        var index = start + (multiline ? 3 : 1)
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\\") && quote == UInt8(ascii: "\"") {
+                if index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "\n") { line += 1 }
+                index += 2
+                continue
+            }
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                if !multiline { return index + 1 }
+            }
+            if byte == quote {
+                let quotes = run(index)
+                // A multi-line string ends at a run of 3 to 5 quotes (up to 2 of them belong to the text).
+                if !multiline { return index + 1 }
+                if quotes >= 3 { return index + min(quotes, 5) }
+                index += quotes
+                continue
+            }
+            index += 1
+        }
+        return index
+    }
+
+    /// `YYYY-MM-DD` then `T` or `t`, then not a digit, in a bare token that goes on to a `:`.
+    private static func isBrokenDateTime(_ bytes: [UInt8], at start: Int) -> Bool {
+        func isDigit(_ offset: Int) -> Bool {
+            start + offset < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[start + offset])
+        }
+        guard start + 11 < bytes.count, [0, 1, 2, 3, 5, 6, 8, 9].allSatisfy(isDigit),
+              bytes[start + 4] == UInt8(ascii: "-"), bytes[start + 7] == UInt8(ascii: "-"),
+              bytes[start + 10] == UInt8(ascii: "T") || bytes[start + 10] == UInt8(ascii: "t"), !isDigit(11)
+        else { return false }
+        let terminators = Set(" \t\r\n,]}#=".utf8)
+        var index = start + 11
+        while index < bytes.count && !terminators.contains(bytes[index]) {
+            if bytes[index] == UInt8(ascii: ":") { return true }
+            index += 1
+        }
+        return false
+    }
+}
