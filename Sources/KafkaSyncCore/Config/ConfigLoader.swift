@@ -31,10 +31,9 @@ extension KafkaSyncConfig {
         -> KafkaSyncConfig
     {
         let root: [String: TOMLNode]
-        if let line = TOMLPrecheck.lineOfBrokenDateTime(toml) {
+        if let (line, expected) = TOMLPrecheck.problem(toml) {
             throw ConfigError(issues: [ConfigIssue(
-                .syntax, key: "\((configFile as NSString).lastPathComponent) line \(line)", value: nil,
-                expected: "valid TOML (a date-time needs a time HH:MM:SS after its T)")])
+                .syntax, key: "\((configFile as NSString).lastPathComponent) line \(line)", value: nil, expected: expected)])
         }
         do {
             root = TOMLNode.table(try TOMLTable(string: toml))

@@ -1,16 +1,21 @@
-/// Checks that TOMLKit 0.6.0 (toml++ 3.4) does not handle safely, run before it sees the text.
+/// Checks for what TOMLKit 0.6.0 (toml++ 3.4) does not handle safely, run before it sees the text.
 ///
-/// toml++ asserts (aborting the process in debug builds, undefined behaviour in release builds) on a date-time
-/// value whose `T` is not followed by a digit, e.g. `a = 1979-05-27T:` (found by `scripts/fuzz`,
-/// FuzzConfigLoader). No valid TOML has that shape outside strings and comments, so it is reported as the
-/// syntax error it is.
+/// toml++ asserts (aborting the process in debug builds, undefined behaviour in release builds) on inputs that
+/// `scripts/fuzz` (FuzzConfigLoader) found: a date-time value whose `T` is not followed by a digit
+/// (`a = 1979-05-27T:`), and a table header whose name starts with a character that cannot start a key
+/// (`[%]`, `[ .a]`, `[é]`). No valid TOML has those shapes outside strings and comments, so they are reported
+/// as the syntax errors they are.
 enum TOMLPrecheck {
-    /// The 1-based line of the first such date-time outside strings and comments, or `nil`.
-    static func lineOfBrokenDateTime(_ text: String) -> Int? {
+    /// What is wrong and its 1-based line, for the first such input outside strings and comments, or `nil`.
+    static func problem(_ text: String) -> (line: Int, expected: String)? {
         let bytes = Array(text.utf8)
-        var index = 0, line = 1
+        var index = 0, line = 1, lineStart = true
         while index < bytes.count {
             let byte = bytes[index]
+            defer { if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { lineStart = byte == UInt8(ascii: "\n") } }
+            if lineStart && byte == UInt8(ascii: "[") && !startsAKey(bytes, after: index) {
+                return (line, "valid TOML (a table header [name] starts with a letter, digit, _, - or a quote)")
+            }
             switch byte {
             case UInt8(ascii: "\n"):
                 line += 1
@@ -20,11 +25,23 @@ enum TOMLPrecheck {
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 index = endOfString(bytes, from: index, line: &line)
             default:
-                if isBrokenDateTime(bytes, at: index) { return line }
+                if isBrokenDateTime(bytes, at: index) { return (line, "valid TOML (a date-time needs a time HH:MM:SS after its T)") }
                 index += 1
             }
         }
         return nil
+    }
+
+    /// Whether what follows the `[` (or `[[`) at `start`, after spaces, can start a key. Also true for `[`, `{`
+    /// and `]`, which start a line inside a multi-line array value.
+    private static func startsAKey(_ bytes: [UInt8], after start: Int) -> Bool {
+        var index = start + 1
+        if index < bytes.count && bytes[index] == UInt8(ascii: "[") { index += 1 }
+        while index < bytes.count && (bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")) { index += 1 }
+        guard index < bytes.count else { return true }
+        let byte = bytes[index]
+        return (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+            || "_-\"'[{]\r\n#".utf8.contains(byte)
     }
 
     /// The index after the string starting at `start` (a quote), counting its newlines.

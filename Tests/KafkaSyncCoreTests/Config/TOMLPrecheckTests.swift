@@ -41,6 +41,13 @@ import Testing
         #expect(found?.first?.key == "config.toml line \(line)")
     }
 
+    @Test(arguments: ["[%]", "[ .a]", "[\u{FFFD}fka]", "  [[ é]]", "[a]\n[+]"])
+    func aTableHeaderThatCannotStartAKeyIsASyntaxErrorNotAnAbort(_ header: String) {
+        let found = issues(header + Self.validRest)
+        #expect(found?.first?.code == .syntax, "\(String(describing: found))")
+        #expect(found?.first?.expected.contains("table header") == true)
+    }
+
     @Test func theSameTextInStringsAndCommentsIsFine() {
         let toml = """
             kafka_url = "1979-05-27T:9094" # 1979-05-27T:x
@@ -52,8 +59,10 @@ import Testing
             "b" = \"\"\"\\
             1979-05-27T:\"\"\"\"\"
             "c" = "\\"1979-05-27T:"
+            "e" = "\\n[%]"
             """ + Self.validRest
         #expect(issues(toml) == nil)
-        #expect(TOMLPrecheck.lineOfBrokenDateTime(toml + "\nx = 2026-01-01T-:") == 18)
+        #expect(TOMLPrecheck.problem(toml + "\nx = 2026-01-01T-:")?.line == 19)
+        #expect(TOMLPrecheck.problem("d = [\n  [ [1], {} ],\n  [],\n]\n") == nil, "arrays start lines too")
     }
 }
