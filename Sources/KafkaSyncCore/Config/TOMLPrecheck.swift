@@ -9,12 +9,17 @@ enum TOMLPrecheck {
     /// What is wrong and its 1-based line, for the first such input outside strings and comments, or `nil`.
     static func problem(_ text: String) -> (line: Int, expected: String)? {
         let bytes = Array(text.utf8)
-        var index = 0, line = 1, lineStart = true
+        // `valueDepth`: brackets and braces open in a value, where a line may start with `[` without being a header.
+        var index = 0, line = 1, lineStart = true, valueDepth = 0
         while index < bytes.count {
             let byte = bytes[index]
             defer { if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { lineStart = byte == UInt8(ascii: "\n") } }
-            if lineStart && byte == UInt8(ascii: "[") && !startsAKey(bytes, after: index) {
-                return (line, "valid TOML (a table header [name] starts with a letter, digit, _, - or a quote)")
+            if lineStart && valueDepth == 0 && byte == UInt8(ascii: "[") {
+                guard startsAKey(bytes, after: index) else {
+                    return (line, "valid TOML (a table header [name] starts with a letter, digit, _, - or a quote)")
+                }
+                while index < bytes.count && bytes[index] != UInt8(ascii: "\n") { index += 1 }
+                continue
             }
             switch byte {
             case UInt8(ascii: "\n"):
@@ -24,6 +29,12 @@ enum TOMLPrecheck {
                 while index < bytes.count && bytes[index] != UInt8(ascii: "\n") { index += 1 }
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 index = endOfString(bytes, from: index, line: &line)
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                valueDepth += 1
+                index += 1
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                valueDepth = max(0, valueDepth - 1)
+                index += 1
             default:
                 if isBrokenDateTime(bytes, at: index) { return (line, "valid TOML (a date-time needs a time HH:MM:SS after its T)") }
                 index += 1
@@ -32,16 +43,16 @@ enum TOMLPrecheck {
         return nil
     }
 
-    /// Whether what follows the `[` (or `[[`) at `start`, after spaces, can start a key. Also true for `[`, `{`
-    /// and `]`, which start a line inside a multi-line array value.
+    /// Whether what follows the `[` (or `[[`) of a table header at `start`, after spaces, can start a key (or
+    /// is the `]` of an empty one, which toml++ reports as an error itself).
     private static func startsAKey(_ bytes: [UInt8], after start: Int) -> Bool {
         var index = start + 1
         if index < bytes.count && bytes[index] == UInt8(ascii: "[") { index += 1 }
         while index < bytes.count && (bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t")) { index += 1 }
-        guard index < bytes.count else { return true }
+        guard index < bytes.count else { return false }
         let byte = bytes[index]
         return (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-            || "_-\"'[{]\r\n#".utf8.contains(byte)
+            || "_-\"'[]".utf8.contains(byte)
     }
 
     /// The index after the string starting at `start` (a quote), counting its newlines.

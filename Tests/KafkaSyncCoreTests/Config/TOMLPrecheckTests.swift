@@ -41,7 +41,7 @@ import Testing
         #expect(found?.first?.key == "config.toml line \(line)")
     }
 
-    @Test(arguments: ["[%]", "[ .a]", "[\u{FFFD}fka]", "  [[ é]]", "[a]\n[+]"])
+    @Test(arguments: ["[%]", "[ .a]", "[\u{FFFD}fka]", "  [[ é]]", "[a]\n[+]", "[#[consumer]]", "[", "[{", "[[#]]", "a = 1\n[\n"])
     func aTableHeaderThatCannotStartAKeyIsASyntaxErrorNotAnAbort(_ header: String) {
         let found = issues(header + Self.validRest)
         #expect(found?.first?.code == .syntax, "\(String(describing: found))")
@@ -63,6 +63,7 @@ import Testing
             """ + Self.validRest
         #expect(issues(toml) == nil)
         #expect(TOMLPrecheck.problem(toml + "\nx = 2026-01-01T-:")?.line == 19)
-        #expect(TOMLPrecheck.problem("d = [\n  [ [1], {} ],\n  [],\n]\n") == nil, "arrays start lines too")
+        #expect(TOMLPrecheck.problem("d = [\n  [ [1], {} ],\n  [],\n  [\n    1,\n  ],\n  [{a = 1}],\n]\n[t]\n") == nil,
+                "lines of a multi-line array start with [ too")
     }
 }
