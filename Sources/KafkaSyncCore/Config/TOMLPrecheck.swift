@@ -3,18 +3,19 @@
 /// toml++ asserts (aborting the process in debug builds, undefined behaviour in release builds) on inputs that
 /// `scripts/fuzz` (FuzzConfigLoader) found: a date-time value whose `T` is not followed by a digit
 /// (`a = 1979-05-27T:`), and a table header whose name starts with a character that cannot start a key
-/// (`[%]`, `[ .a]`, `[é]`). No valid TOML has those shapes outside strings and comments, so they are reported
+/// (`[%]`, `[ .a]`, `[é]`), and a `}` inside an array (`a = [1, }]`). No valid TOML has those shapes outside strings and comments, so they are reported
 /// as the syntax errors they are.
 enum TOMLPrecheck {
     /// What is wrong and its 1-based line, for the first such input outside strings and comments, or `nil`.
     static func problem(_ text: String) -> (line: Int, expected: String)? {
         let bytes = Array(text.utf8)
-        // `valueDepth`: brackets and braces open in a value, where a line may start with `[` without being a header.
-        var index = 0, line = 1, lineStart = true, valueDepth = 0
+        // Brackets and braces open in a value, where a line may start with `[` without being a header.
+        var open: [UInt8] = []
+        var index = 0, line = 1, lineStart = true
         while index < bytes.count {
             let byte = bytes[index]
             defer { if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { lineStart = byte == UInt8(ascii: "\n") } }
-            if lineStart && valueDepth == 0 && byte == UInt8(ascii: "[") {
+            if lineStart && open.isEmpty && byte == UInt8(ascii: "[") {
                 guard startsAKey(bytes, after: index) else {
                     return (line, "valid TOML (a table header [name] starts with a letter, digit, _, - or a quote)")
                 }
@@ -30,10 +31,13 @@ enum TOMLPrecheck {
             case UInt8(ascii: "\""), UInt8(ascii: "'"):
                 index = endOfString(bytes, from: index, line: &line)
             case UInt8(ascii: "["), UInt8(ascii: "{"):
-                valueDepth += 1
+                open.append(byte)
                 index += 1
             case UInt8(ascii: "]"), UInt8(ascii: "}"):
-                valueDepth = max(0, valueDepth - 1)
+                if byte == UInt8(ascii: "}") && open.last == UInt8(ascii: "[") {
+                    return (line, "valid TOML (a } cannot close an array [ ])")
+                }
+                _ = open.popLast()
                 index += 1
             default:
                 if isBrokenDateTime(bytes, at: index) { return (line, "valid TOML (a date-time needs a time HH:MM:SS after its T)") }

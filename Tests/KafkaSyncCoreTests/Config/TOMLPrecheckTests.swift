@@ -48,6 +48,14 @@ import Testing
         #expect(found?.first?.expected.contains("table header") == true)
     }
 
+    @Test(arguments: ["a = [}]", "a = [1,}]", "a = [ }]", "a = [\n}]", "a = {b = [}]}", "a = [#c\n}]", "a = [[}]]",
+                      "kafka_urmoteDekafka_urmoteDetails = [}]\nwhen = 1979-05-27T\n"])
+    func aBraceInsideAnArrayIsASyntaxErrorNotAnAbort(_ toml: String) {
+        let found = issues(toml + Self.validRest)
+        #expect(found?.first?.code == .syntax, "\(String(describing: found))")
+        #expect(found?.first?.expected.contains("cannot close an array") == true)
+    }
+
     @Test func theSameTextInStringsAndCommentsIsFine() {
         let toml = """
             kafka_url = "1979-05-27T:9094" # 1979-05-27T:x
