@@ -56,7 +56,7 @@ enum TOMLPrecheck {
         guard index < bytes.count else { return false }
         let byte = bytes[index]
         return (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
-            || "_-\"'[]".utf8.contains(byte)
+            || "_-\"']".utf8.contains(byte)
     }
 
     /// The index after the string starting at `start` (a quote), counting its newlines.
