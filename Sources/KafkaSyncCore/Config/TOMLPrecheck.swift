@@ -11,7 +11,8 @@ enum TOMLPrecheck {
         let bytes = Array(text.utf8)
         // Brackets and braces open in a value, where a line may start with `[` without being a header.
         var open: [UInt8] = []
-        var index = 0, line = 1, lineStart = true
+        // toml++ skips a byte order mark: the first line starts after it.
+        var index = bytes.starts(with: [0xEF, 0xBB, 0xBF]) ? 3 : 0, line = 1, lineStart = true
         while index < bytes.count {
             let byte = bytes[index]
             defer { if byte != UInt8(ascii: " ") && byte != UInt8(ascii: "\t") { lineStart = byte == UInt8(ascii: "\n") } }

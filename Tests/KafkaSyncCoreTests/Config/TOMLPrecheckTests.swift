@@ -41,7 +41,7 @@ import Testing
         #expect(found?.first?.key == "config.toml line \(line)")
     }
 
-    @Test(arguments: ["[%]", "[ .a]", "[\u{FFFD}fka]", "  [[ é]]", "[a]\n[+]", "[#[consumer]]", "[", "[{", "[[#]]", "a = 1\n[\n", "[[["])
+    @Test(arguments: ["[%]", "[ .a]", "[\u{FFFD}fka]", "  [[ é]]", "[a]\n[+]", "[#[consumer]]", "[", "[{", "[[#]]", "a = 1\n[\n", "[[[", "\u{FEFF}[%]"])
     func aTableHeaderThatCannotStartAKeyIsASyntaxErrorNotAnAbort(_ header: String) {
         let found = issues(header + Self.validRest)
         #expect(found?.first?.code == .syntax, "\(String(describing: found))")
