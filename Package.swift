@@ -97,3 +97,21 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzzing (scripts/fuzz): libFuzzer targets under Tests/Fuzz, declared only when KAFKASYNC_FUZZ=1 so the normal
+// build never compiles them. Each target defines `LLVMFuzzerTestOneInput` and `<target>_main` (see FuzzSupport).
+if Context.environment["KAFKASYNC_FUZZ"] == "1" {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzJobDecoder", ["KafkaSyncCore"]),
+        ("FuzzConfigLoader", ["KafkaSyncCore"]),
+        ("FuzzSFTPPackets", ["SFTPClient", .product(name: "NIOCore", package: "swift-nio")]),
+        ("FuzzKnownHosts", ["SFTPClient"]),
+        ("FuzzPrivateKey", ["SFTPClient"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"))
+    for target in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: target.name, dependencies: ["FuzzSupport"] + target.dependencies, path: "Tests/Fuzz/\(target.name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -31,6 +31,10 @@ extension KafkaSyncConfig {
         -> KafkaSyncConfig
     {
         let root: [String: TOMLNode]
+        if let (line, expected) = TOMLPrecheck.problem(toml) {
+            throw ConfigError(issues: [ConfigIssue(
+                .syntax, key: "\((configFile as NSString).lastPathComponent) line \(line)", value: nil, expected: expected)])
+        }
         do {
             root = TOMLNode.table(try TOMLTable(string: toml))
         } catch let error as TOMLParseError {

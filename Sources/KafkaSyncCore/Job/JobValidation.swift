@@ -26,7 +26,7 @@ extension TransferJob {
         var spellings = [path]
         if path.utf8.contains(UInt8(ascii: "%")), let decoded = path.removingPercentEncoding { spellings.append(decoded) }
         for spelling in spellings {
-            if spelling.split(omittingEmptySubsequences: false, whereSeparator: isSeparator).contains("..") {
+            if pathComponents(spelling).contains("..") {
                 throw JobRejection(.pathTraversal, field: field,
                                    "\(field) \(excerpt(path)) contains a \"..\" path component")
             }
@@ -38,12 +38,12 @@ extension TransferJob {
     static func checkRelativePath(_ path: String, field: String) throws(JobRejection) {
         let start = Array(path.unicodeScalars.prefix(2))
         let isDrivePath = start.count == 2 && start[0].isASCII && start[0].properties.isAlphabetic && start[1] == ":"
-        let isHomePath = path == "~" || path.hasPrefix("~/") || path.hasPrefix("~\\")
-        if path.hasPrefix("/") || path.hasPrefix("\\") || isDrivePath || isHomePath {
+        let isHomePath = path == "~" || (start.first == "~" && start.count == 2 && isSeparator(start[1]))
+        if let first = start.first, isSeparator(first) || isDrivePath || isHomePath {
             throw JobRejection(.absolutePath, field: field, "\(field) \(excerpt(path)) must be a relative path")
         }
         try checkNoTraversal(path, field: field)
-        var components = path.split(omittingEmptySubsequences: false, whereSeparator: isSeparator)
+        var components = pathComponents(path)
         if components.count > 1 && components.last == "" { components.removeLast() }
         if components.contains("") || components.contains(".") {
             throw JobRejection(.invalidPath, field: field,
@@ -103,7 +103,15 @@ extension TransferJob {
         scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
     }
 
-    private static func isSeparator(_ character: Character) -> Bool { character == "/" || character == "\\" }
+    /// The components of a path as a file system sees them: split at every `/` and `\` scalar. Splitting
+    /// `Character`s would miss a separator followed by a combining mark (`"../\u{301}x"` is one `Character`
+    /// component, but `..` and `\u{301}x` on disk).
+    static func pathComponents(_ path: String) -> [String] {
+        path.unicodeScalars.split(omittingEmptySubsequences: false, whereSeparator: isSeparator)
+            .map { String(String.UnicodeScalarView($0)) }
+    }
+
+    private static func isSeparator(_ scalar: Unicode.Scalar) -> Bool { scalar == "/" || scalar == "\\" }
 }
 
 /// A short, escaped excerpt of an untrusted string for error messages: quoted, control characters, quotes and
