@@ -59,7 +59,8 @@ extension TransferJob {
     ///
     /// A colon elsewhere is fine: `report: q3.pdf`, `a:b`, `my-file.mkv` and `é:notes` are accepted.
     static func checkNotOptionOrURL(_ path: String, field: String) throws(JobRejection) {
-        if path.hasPrefix("-") {
+        // By scalar: a combining mark after "-" makes one Character of both, and lftp still sees the "-".
+        if path.unicodeScalars.first == "-" {
             throw JobRejection(.invalidPath, field: field,
                                "\(field) \(excerpt(path)) starts with \"-\" and could be read as a program option")
         }

@@ -83,6 +83,10 @@ let hostileInputs: [HostileInput] = [
     .string("option-like location", "location", "-O/tmp/x", "invalid_path") { (value) throws(JobRejection) in
         try TransferJob(name: "a.bin", location: value)
     },
+    // A combining mark makes "-" and it one Character, but lftp still reads a leading "-".
+    .string("option-like location with a combining mark", "location", "-\u{301}O/tmp/x", "invalid_path") { (value) throws(JobRejection) in
+        try TransferJob(name: "a.bin", location: value)
+    },
     .string("sftp URL location", "location", "sftp://evil.example/srv", "invalid_path") { (value) throws(JobRejection) in
         try TransferJob(name: "a.bin", location: value)
     },
