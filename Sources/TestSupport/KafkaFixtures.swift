@@ -33,6 +33,29 @@ public enum KafkaFixtures {
         return cluster
     }
 
+    /// Runs `body` with the cluster's broker ports reserved (`net.ipv4.ip_local_reserved_ports`), for tests that take
+    /// a broker down and bring it back: the mock cluster then listens again on the same port, and aborts the whole
+    /// test process when that fails. Without the reservation the kernel may hand the port to any socket bound to
+    /// port 0, or to the local end of a connection meanwhile (on loopback even a client's reconnect to the down
+    /// broker itself: a self-connect). Reserved ports are skipped by automatic assignment only; the original list is
+    /// restored afterwards. Needs root (CI runs as root); elsewhere `body` runs without the reservation.
+    public static func withBrokerPortsReserved<T>(_ cluster: EmbeddedKafkaCluster,
+                                                  _ body: () async throws -> T) async throws -> T {
+        let file = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+        let ports = cluster.bootstrapServers.split(separator: ",").compactMap { $0.split(separator: ":").last }
+        guard let original = try? String(contentsOfFile: file, encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines) else { return try await body() }
+        let reserved = ([original].filter { !$0.isEmpty } + ports.map(String.init)).joined(separator: ",")
+        guard (try? reserved.write(toFile: file, atomically: false, encoding: .utf8)) != nil else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" {
+                throw FixtureUnavailable(what: "cannot reserve the broker ports in \(file) (CI runs as root)")
+            }
+            return try await body()
+        }
+        defer { try? (original.isEmpty ? "\n" : original).write(toFile: file, atomically: false, encoding: .utf8) }
+        return try await body()
+    }
+
     /// A consumer on `cluster` with test-friendly timeouts.
     public static func consumer(_ cluster: EmbeddedKafkaCluster, group: String, topics: [String],
                                 bufferCapacity: Int = 256) throws -> KafkaConsumer {

@@ -108,8 +108,9 @@ import Testing
         for (partition, leader) in [(0, 1), (1, 2), (2, 3), (3, 1)] as [(Int32, Int32)] {
             try cluster.setPartitionLeader(topic: topic, partition: partition, brokerID: leader)
         }
-        try cluster.setBrokerDown(2)
-        let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
+        let reports = try await KafkaFixtures.withBrokerPortsReserved(cluster) {
+          try cluster.setBrokerDown(2)
+          return try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
             for index in 0..<40 {
                 group.addTask {
                     try await producer.send(KafkaOutgoingMessage(topic: topic, partition: Int32(index % 4), key: nil,
@@ -123,6 +124,7 @@ import Testing
             try cluster.setBrokerUp(2)
             while let report = try await group.next() { done.append(report) }
             return done
+          }
         }
         await producer.close()
         #expect(reports.count == 40)
