@@ -2,7 +2,7 @@
 ///
 /// toml++ asserts (aborting the process in debug builds, undefined behaviour in release builds) on inputs that
 /// `scripts/fuzz` (FuzzConfigLoader) found: a date-time value whose `T` is not followed by a digit
-/// (`a = 1979-05-27T:`), and a table header whose name starts with a character that cannot start a key
+/// (`a = 1979-05-27T:`, `a = 1979-05-27T=07:32:00Z`), and a table header whose name starts with a character that cannot start a key
 /// (`[%]`, `[ .a]`, `[é]`), and a `}` inside an array (`a = [1, }]`). No valid TOML has those shapes outside strings and comments, so they are reported
 /// as the syntax errors they are.
 enum TOMLPrecheck {
@@ -103,7 +103,8 @@ enum TOMLPrecheck {
               bytes[start + 4] == UInt8(ascii: "-"), bytes[start + 7] == UInt8(ascii: "-"),
               bytes[start + 10] == UInt8(ascii: "T") || bytes[start + 10] == UInt8(ascii: "t"), !isDigit(11)
         else { return false }
-        let terminators = Set(" \t\r\n,]}#=".utf8)
+        // toml++ reads the token on past `=` (`1979-05-27T=07:32:00Z` asserts too).
+        let terminators = Set(" \t\r\n,]}#".utf8)
         var index = start + 11
         while index < bytes.count && !terminators.contains(bytes[index]) {
             if bytes[index] == UInt8(ascii: ":") { return true }

@@ -32,7 +32,7 @@ public struct LftpEngine: TransferEngine {
     {
         let remote = request.remote
         if remote.hostKeyFingerprint != nil {
-            throw TransferFailure(.permanent, code: "unsupported_setting", """
+            throw TransferFailure(.unsupportedSetting, """
                 remote \(remote.name): the lftp engine checks host keys with known_hosts only; \
                 replace host_key_fingerprint with a known_hosts file or use engine = "native"
                 """)
@@ -68,11 +68,6 @@ public struct LftpEngine: TransferEngine {
         processes.signalAll(SIGKILL)
     }
 
-    /// Kills every lftp still running at once; for a process about to exit without a graceful stop.
-    public func killAll() {
-        processes.signalAll(SIGKILL)
-    }
-
     /// `path` as lftp must see it: absolute and home paths as they are, anything else behind `./`, so it can
     /// start with neither `-` nor a URL scheme.
     static func argument(forRemotePath path: String) -> String {
@@ -83,8 +78,7 @@ public struct LftpEngine: TransferEngine {
     /// - Returns: its standard output (the last 64 KiB).
     private func run(_ request: TransferRequest, _ commands: [String]) async throws(TransferFailure) -> String {
         guard let program = Self.locate(executable) else {
-            throw TransferFailure(.transient, code: "lftp_unavailable",
-                                  "cannot run lftp: \(executable) is not installed (not found on PATH)")
+            throw TransferFailure(.lftpUnavailable, "cannot run lftp: \(executable) is not installed (not found on PATH)")
         }
         let remote = request.remote
         var ssh = ["ssh", "-a", "-x", "-o", "GlobalKnownHostsFile=/dev/null",
@@ -112,15 +106,15 @@ public struct LftpEngine: TransferEngine {
             result = try await runLftp(program, script: script.joined(separator: "\n"),
                                        password: remote.password?.revealed)
         } catch {
-            if Task.isCancelled { throw TransferFailure(.transient, code: "cancelled", "the transfer was cancelled") }
-            throw TransferFailure(.transient, code: "lftp_unavailable", "cannot run lftp: \(error)")
+            if Task.isCancelled { throw TransferFailure(.cancelled, "the transfer was cancelled") }
+            throw TransferFailure(.lftpUnavailable, "cannot run lftp: \(error)")
         }
-        if Task.isCancelled { throw TransferFailure(.transient, code: "cancelled", "the transfer was cancelled") }
+        if Task.isCancelled { throw TransferFailure(.cancelled, "the transfer was cancelled") }
         for line in (result.stdout + result.stderr).split(separator: "\n") {
             logger.debug("lftp: \(line)", metadata: ["job.id": "\(request.job.id)"])
         }
         if let name = result.unsafeName {
-            throw TransferFailure(.permanent, code: "unsafe_remote_name", """
+            throw TransferFailure(.unsafeRemoteName, """
                 the server listed the name \(excerpt(name)) under \(request.job.remotePath), which is not a plain \
                 file name (it contains "/", "\\" or NUL, is empty or is over 255 bytes); refused
                 """)
@@ -238,19 +232,18 @@ public struct LftpEngine: TransferEngine {
         let last = text.split(separator: "\n").last.map(String.init) ?? "lftp failed"
         let lower = text.lowercased()
         if lower.contains("no such file") {
-            return TransferFailure(.permanent, code: "no_such_file", "\(path) does not exist on the server (lftp: \(last))")
+            return TransferFailure(.noSuchFile, "\(path) does not exist on the server (lftp: \(last))")
         }
         if lower.contains("permission denied") && !lower.contains("login") {
-            return TransferFailure(.permanent, code: "permission_denied", "the server denies access to \(path) (lftp: \(last))")
+            return TransferFailure(.permissionDenied, "the server denies access to \(path) (lftp: \(last))")
         }
         if lower.contains("host key verification failed") {
-            return TransferFailure(.permanent, code: "host_key_unknown",
-                                   "ssh refused the server's host key; add it to the remote's known_hosts (lftp: \(last))")
+            return TransferFailure(.hostKeyUnknown, "ssh refused the server's host key; add it to the remote's known_hosts (lftp: \(last))")
         }
         if lower.contains("login failed") || lower.contains("login incorrect") {
-            return TransferFailure(.permanent, code: "authentication_failed", "the server refused the login (lftp: \(last))")
+            return TransferFailure(.authenticationFailed, "the server refused the login (lftp: \(last))")
         }
-        return TransferFailure(.transient, code: "lftp_failed", "lftp: \(last)")
+        return TransferFailure(.lftpFailed, "lftp: \(last)")
     }
 
     /// Fails the job when a mirror left anything but regular files and folders under `root`, or anything that
@@ -265,7 +258,7 @@ public struct LftpEngine: TransferEngine {
             let type = info.st_mode & S_IFMT
             let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
             if (type != S_IFREG && type != S_IFDIR) || !(resolved == base || resolved.hasPrefix(base + "/")) {
-                throw TransferFailure(.permanent, code: "unsafe_remote_name", """
+                throw TransferFailure(.unsafeRemoteName, """
                     the server listed \(excerpt(relative)), which is not a plain file or folder under the job's \
                     staging folder; refused
                     """)

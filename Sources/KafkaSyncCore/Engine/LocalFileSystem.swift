@@ -22,8 +22,7 @@ func path(inside root: String, _ relative: String) throws(TransferFailure) -> St
         existing = (existing as NSString).deletingLastPathComponent
     }
     guard isInside(top, path), isInside(realPath(top), realPath(existing)) else {
-        throw TransferFailure(.permanent, code: "unsafe_remote_name",
-                              "\(relative.debugDescription) would be written outside \(root): the server sent a name that is a path")
+        throw TransferFailure(.unsafeRemoteName, "\(relative.debugDescription) would be written outside \(root): the server sent a name that is a path")
     }
     return path
 }

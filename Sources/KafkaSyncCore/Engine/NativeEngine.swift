@@ -46,9 +46,9 @@ public final class NativeEngine: TransferEngine {
             }
             switch (request.job.kind, attributes.isDirectory) {
             case (.file, true):
-                throw TransferFailure(.permanent, code: "wrong_kind", "\(remotePath) is a directory, the job says file")
+                throw TransferFailure(.wrongKind, "\(remotePath) is a directory, the job says file")
             case (.directory, false):
-                throw TransferFailure(.permanent, code: "wrong_kind", "\(remotePath) is not a directory, the job says directory")
+                throw TransferFailure(.wrongKind, "\(remotePath) is not a directory, the job says directory")
             default: break
             }
             if attributes.isDirectory {
@@ -57,7 +57,7 @@ public final class NativeEngine: TransferEngine {
                 return StagedTransfer(kind: .directory, path: local, files: files, bytesTransferred: counter.received)
             }
             guard attributes.isRegularFile else {
-                throw TransferFailure(.permanent, code: "not_a_file", "\(remotePath) is neither a file nor a directory")
+                throw TransferFailure(.notAFile, "\(remotePath) is neither a file nor a directory")
             }
             let size: Int64
             if let streamedTo {
@@ -73,7 +73,7 @@ public final class NativeEngine: TransferEngine {
         } catch let error as TransferFailure {
             throw error
         } catch {
-            throw TransferFailure(.transient, code: "failure", "\(error)")
+            throw TransferFailure(.failure, "\(error)")
         }
     }
 
@@ -165,8 +165,7 @@ public final class NativeEngine: TransferEngine {
     private func finishFile(_ remote: String, attributes: SFTPFileAttributes, at local: String,
                             streamedTo end: Int64?) throws(TransferFailure) -> Int64 {
         if let end, let expected = attributes.size, end != expected {
-            throw TransferFailure(.transient, code: "remote_changed",
-                                  "\(remote) ended at byte \(end), not \(expected): it changed while downloading")
+            throw TransferFailure(.remoteChanged, "\(remote) ended at byte \(end), not \(expected): it changed while downloading")
         }
         if let modified = attributes.modificationTime { setModificationTime(local, modified) }
         return fileSize(local) ?? 0
@@ -204,8 +203,7 @@ public final class NativeEngine: TransferEngine {
                         }
                     }
                     guard end == range.end else {
-                        throw TransferFailure(.transient, code: "remote_changed",
-                                              "\(remote) ended at byte \(end), before \(range.end): it changed while downloading")
+                        throw TransferFailure(.remoteChanged, "\(remote) ended at byte \(end), before \(range.end): it changed while downloading")
                     }
                     shared.advance(index, to: range.end)
                 }
@@ -244,15 +242,13 @@ public final class NativeEngine: TransferEngine {
             }
             listed += entries.count
             guard listed <= maxEntries else {
-                throw TransferFailure(.permanent, code: "too_many_entries",
-                                      "\(remote) lists more than \(maxEntries) files and folders (max_entries)")
+                throw TransferFailure(.tooManyEntries, "\(remote) lists more than \(maxEntries) files and folders (max_entries)")
             }
             for entry in entries {
                 let path = join(relative, entry.name)
                 if entry.attributes.isDirectory {
                     guard depth < Self.maximumDepth else {
-                        throw TransferFailure(.permanent, code: "too_deep",
-                                              "\(join(remote, path)) is more than \(Self.maximumDepth) folders deep")
+                        throw TransferFailure(.tooDeep, "\(join(remote, path)) is more than \(Self.maximumDepth) folders deep")
                     }
                     folders.append((path, entry.attributes, depth + 1))
                 } else if entry.attributes.isRegularFile {

@@ -2,61 +2,6 @@ import Foundation
 import SFTPClient
 import TransferStore
 
-/// Why a transfer failed, and whether another attempt later may succeed.
-public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertible {
-    /// Whether to retry.
-    public enum Class: String, Sendable, Equatable {
-        /// Network, time-outs, server busy, disk full: retried with backoff.
-        case transient
-        /// Invalid job, no such file, permission denied, checksum mismatch: dead-lettered at once.
-        case permanent
-    }
-
-    /// Whether to retry.
-    public let errorClass: Class
-    /// A stable reason code (`no_such_file`, `checksum_mismatch`, `connection_lost`, …): the DLQ reason header.
-    public let code: String
-    /// What went wrong, for people; never a secret.
-    public let message: String
-
-    /// Creates a failure.
-    public init(_ errorClass: Class, code: String, _ message: String) {
-        self.errorClass = errorClass
-        self.code = code
-        self.message = message
-    }
-
-    /// The failure of an SFTP operation, classified by ``SFTPError/isTransient``.
-    public init(_ error: SFTPError) {
-        self.init(error.isTransient ? .transient : .permanent, code: error.code.description, error.message)
-    }
-
-    /// A local file system failure (disk full, a folder that cannot be created): transient, an operator can fix
-    /// it. Its code is `disk_full` for `ENOSPC` and `EDQUOT` (the staged part is kept and resumed once there is
-    /// room), `local_io` for anything else.
-    static func local(_ message: String, errno code: Int32 = errno) -> TransferFailure {
-        TransferFailure(.transient, code: code == ENOSPC || code == EDQUOT ? diskFull : localIO,
-                        "\(message): \(String(cString: strerror(code)))")
-    }
-
-    /// A local failure reported by Foundation: classified by the POSIX error under it, when there is one.
-    static func local(_ message: String, error: any Error) -> TransferFailure {
-        let error = error as NSError
-        let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError
-        let posix = [underlying, error].compactMap { $0 }.first { $0.domain == NSPOSIXErrorDomain }.map { Int32($0.code) }
-        let code = posix ?? (error.code == CocoaError.fileWriteOutOfSpace.rawValue ? ENOSPC : EIO)
-        return TransferFailure(.transient, code: code == ENOSPC || code == EDQUOT ? diskFull : localIO,
-                               "\(message): \(underlying?.localizedDescription ?? error.localizedDescription)")
-    }
-
-    /// The code of a local failure because the disk (or the user's quota) is full.
-    public static let diskFull = "disk_full"
-    /// The code of any other local file system failure.
-    public static let localIO = "local_io"
-
-    public var description: String { "\(message) [\(code)]" }
-}
-
 /// One transfer for an engine: the job, its remote, and the staging path that belongs to the job.
 public struct TransferRequest: Sendable {
     /// The job.

@@ -1,103 +1,159 @@
+import AsyncAlgorithms
 import Foundation
 import KafkaClient
 import Logging
+import ServiceLifecycle
 import Synchronization
 
-/// The consumer loop: reads jobs and retries from the group's partitions, runs up to `concurrency` of them at
-/// once through the ``JobProcessor``, holds retries until their not-before time (pausing that partition, never
-/// blocking other work), and marks each message done once its outcome is durable.
-public final class ConsumerDaemon: Sendable {
+/// The consumer loop, as a swift-service-lifecycle `Service`: reads jobs and retries from the group's partitions,
+/// runs up to `concurrency` of them at once through the ``JobProcessor``, holds retries until their not-before
+/// time (pausing that partition, never holding a slot), publishes each ``Outcome`` (``OutcomePublisher``, beside
+/// the slots) and marks the message done once its outcome is durable.
+///
+/// On graceful shutdown it stops reading, drops the retries still waiting for their time, and returns once the
+/// running jobs have finished; cancellation (the service group's grace is over, or a second signal) abandons them:
+/// they are redelivered later and resume.
+public final class ConsumerDaemon: Service {
+    /// How a run ended.
+    public enum Ending: Sendable, Equatable {
+        /// Every job that started finished (or the consumer closed).
+        case drained
+        /// Jobs still running when the grace period ended were abandoned.
+        case graceExpired
+        /// Cancelled before the grace period ended (a second signal): running jobs were abandoned.
+        case aborted
+    }
+
     private let consumer: KafkaConsumer
     private let processor: JobProcessor
-    private let topics: TopicNames
+    private let publisher: OutcomePublisher
+    private let retryTopic: String
     private let concurrency: Int
+    private let grace: Duration
     private let logger: Logger
-    private let running = TaskSet()
-    private let waiting = TaskSet()
-    private let slots: Slots
-    private let delayed = Mutex<[TopicPartition: Int]>([:])
-    private let reader = Mutex<Task<Void, Never>?>(nil)
+    private let onReady: @Sendable () -> Void
+    private let onOutcome: @Sendable (Outcome) -> Void
+    private let running = Atomic<Int>(0)
+    private let paused = Mutex<[TopicPartition: Int]>([:])
+    private let shutdown = Mutex<(requested: ContinuousClock.Instant?, ending: Ending?)>((nil, nil))
 
     /// A daemon over a subscribed consumer (jobs and retry topics).
-    public init(consumer: KafkaConsumer, processor: JobProcessor, topics: TopicNames, concurrency: Int,
-                logger: Logger) {
+    /// - Parameters:
+    ///   - grace: the service group's graceful shutdown limit, to tell its cancellation from an abort.
+    ///   - onReady: called once, when the first partitions are assigned.
+    ///   - onOutcome: called with every outcome before it is published (for whatever watches the pipeline).
+    public init(consumer: KafkaConsumer, processor: JobProcessor, publisher: OutcomePublisher, retryTopic: String,
+                concurrency: Int, grace: Duration, logger: Logger, onReady: @escaping @Sendable () -> Void = {},
+                onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) {
         self.consumer = consumer
         self.processor = processor
-        self.topics = topics
+        self.publisher = publisher
+        self.retryTopic = retryTopic
         self.concurrency = concurrency
+        self.grace = grace
         self.logger = logger
-        slots = Slots(concurrency)
+        self.onReady = onReady
+        self.onOutcome = onOutcome
     }
 
-    /// Reads and processes messages until ``stop(grace:)`` or until the consumer closes.
-    /// - Parameter onReady: called once, when the first partitions are assigned.
-    public func run(onReady: @escaping @Sendable () -> Void) async {
-        let events = consumer.events
-        let watcher = Task { [logger] in
-            var ready = false
-            for await event in events {
-                switch event {
-                case .partitionsAssigned(let partitions):
-                    logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description).sorted())"])
-                    if !ready {
-                        ready = true
-                        onReady()
+    /// How the last run ended (`nil` while running).
+    public var ending: Ending? { shutdown.withLock { $0.ending } }
+
+    /// Jobs being processed now.
+    public var runningJobs: Int { running.load(ordering: .relaxed) }
+
+    private enum Work: Sendable {
+        /// Read from the consumer.
+        case delivered(KafkaMessage)
+        /// A held retry whose time has come.
+        case due(KafkaMessage)
+    }
+
+    /// Runs until graceful shutdown (then drains) or until the consumer closes.
+    public func run() async {
+        let (settled, settle) = AsyncStream.makeStream(of: (Outcome, KafkaMessage).self)
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                // Publishing does not hold a slot: outcomes go to their own tasks.
+                group.addTask { [publisher, consumer] in
+                    await withDiscardingTaskGroup { publishing in
+                        for await (outcome, message) in settled {
+                            publishing.addTask { if await publisher.publish(outcome, of: message) { consumer.markDone(message) } }
+                        }
                     }
-                case .partitionsRevoked(let partitions):
-                    logger.info("partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description).sorted())"])
                 }
+                await dispatch(settle)
+                settle.finish()
             }
+        } onGracefulShutdown: { [self] in
+            shutdown.withLock { $0.requested = .now }
+            logger.notice("stopping: waiting for running jobs", metadata: ["jobs.running": "\(runningJobs)", "grace": "\(grace)"])
         }
-        let task = Task { await readLoop() }
-        reader.withLock { $0 = task }
-        await task.value
-        watcher.cancel()
+        let ending: Ending
+        if Task.isCancelled {
+            let requested = shutdown.withLock { $0.requested }
+            ending = requested.map { ContinuousClock.now - $0 >= grace - .milliseconds(250) } == true ? .graceExpired : .aborted
+            logger.warning("running jobs were abandoned; they will be redelivered", metadata: ["why": "\(ending)"])
+        } else {
+            ending = .drained
+        }
+        shutdown.withLock { $0.ending = ending }
     }
 
-    /// Stops reading, cancels retries still waiting for their time, lets running jobs finish within `grace`
-    /// (then cancels them: they are redelivered later and resume), and closes the consumer, which commits what
-    /// is done and leaves the group.
-    public func stop(grace: Duration) async {
-        reader.withLock { $0 }?.cancel()
-        waiting.cancelAll()
-        logger.notice("stopping: waiting for running jobs", metadata: ["jobs.running": "\(running.count)",
-                                                                        "grace": "\(grace)"])
-        if await !running.waitForAll(timeout: grace) {
-            logger.warning("jobs still running after the grace period are abandoned; they will be redelivered",
-                           metadata: ["jobs.running": "\(running.count)"])
-            running.cancelAll()
-            _ = await running.waitForAll(timeout: .seconds(5))
+    /// Reads work and starts jobs, at most `concurrency` at once, until reading ends; returns once they finished.
+    private func dispatch(_ settle: AsyncStream<(Outcome, KafkaMessage)>.Continuation) async {
+        let work = AsyncChannel<Work>()
+        await withTaskGroup(of: Void.self) { jobs in
+            var started = 0
+            await withTaskGroup(of: Void.self) { helpers in
+                helpers.addTask { await self.watchPartitions() }
+                helpers.addTask {
+                    // The channel hands one message at a time: the consumer's buffer is the only queue.
+                    for await message in self.consumer.messages.cancelOnGracefulShutdown() {
+                        await work.send(.delivered(message))
+                    }
+                    work.finish()
+                }
+                for await item in work {
+                    let message: KafkaMessage
+                    switch item {
+                    case .delivered(let delivered):
+                        if let notBefore = JobHistory(delivered, retryTopic: retryTopic).notBefore, notBefore > Date() {
+                            helpers.addTask { await self.hold(delivered, until: notBefore, then: work) }
+                            continue
+                        }
+                        message = delivered
+                    case .due(let due):
+                        message = due
+                    }
+                    if started >= concurrency {
+                        await jobs.next()
+                        started -= 1
+                    }
+                    // Taken but not started: redelivered later.
+                    guard !Task.isShuttingDownGracefully && !Task.isCancelled else { continue }
+                    started += 1
+                    jobs.addTask { await self.handle(message, settle) }
+                }
+                helpers.cancelAll()  // held retries and the partition watcher
+            }
         }
-        await consumer.close()
     }
 
-    private func readLoop() async {
-        for await message in consumer.messages {
-            if let notBefore = JobHistory(message, retryTopic: topics.retry).notBefore, notBefore > Date() {
-                hold(message, until: notBefore)
-                continue
-            }
-            await slots.acquire()
-            if Task.isCancelled {
-                slots.release()
-                break
-            }
-            running.spawn { [self] in await handle(message) }
-        }
-    }
-
-    /// Processes (holding a slot), then publishes the outcome (without one) and marks the message done.
-    private func handle(_ message: KafkaMessage) async {
-        let outcome = await processor.process(message)
-        slots.release()
-        if let outcome, await processor.publish(outcome, of: message) { consumer.markDone(message) }
+    /// Processes one message (holding a slot) and hands its outcome to publishing.
+    private func handle(_ message: KafkaMessage, _ settle: AsyncStream<(Outcome, KafkaMessage)>.Continuation) async {
+        running.add(1, ordering: .relaxed)
+        defer { running.subtract(1, ordering: .relaxed) }
+        guard let outcome = await processor.process(message) else { return }
+        onOutcome(outcome)
+        settle.yield((outcome, message))
     }
 
     /// Waits for a retry's time without holding a slot; its partition is paused meanwhile so the consumer does
-    /// not buffer more retries that would wait too.
-    private func hold(_ message: KafkaMessage, until time: Date) {
+    /// not buffer more retries that would wait too. Graceful shutdown drops it (it is redelivered later).
+    private func hold(_ message: KafkaMessage, until time: Date, then work: AsyncChannel<Work>) async {
         let partition = message.topicPartition
-        let first = delayed.withLock { counts in
+        let first = paused.withLock { counts in
             counts[partition, default: 0] += 1
             return counts[partition] == 1
         }
@@ -105,127 +161,31 @@ public final class ConsumerDaemon: Sendable {
         logger.debug("retry waits for its time", metadata: ["kafka.partition": "\(partition)",
                                                            "kafka.offset": "\(message.offset)",
                                                            "job.not_before": "\(time.formatted(.iso8601))"])
-        waiting.spawn { [self] in
-            let delay = time.timeIntervalSinceNow
-            if delay > 0 { try? await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
-            let last = delayed.withLock { counts in
-                counts[partition, default: 1] -= 1
-                return counts[partition] == 0
-            }
-            if last { consumer.resume([partition]) }
-            guard !Task.isCancelled else { return }
-            await slots.acquire()
-            guard !Task.isCancelled else {
-                slots.release()
-                return
-            }
-            // Now a running job: shutdown gives it the grace period like any other.
-            running.spawn { [self] in await handle(message) }
+        let delay = Duration.milliseconds(Int64(max(0, time.timeIntervalSinceNow) * 1000))
+        let waited: Void? = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+        let last = paused.withLock { counts in
+            counts[partition, default: 1] -= 1
+            return counts[partition] == 0
         }
+        if last { consumer.resume([partition]) }
+        guard waited != nil, !Task.isCancelled else { return }
+        await work.send(.due(message))
     }
-}
 
-/// A counting semaphore for async tasks.
-final class Slots: Sendable {
-    private struct State {
-        var free: Int
-        var waiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state: Mutex<State>
-
-    init(_ count: Int) { state = Mutex(State(free: count)) }
-
-    func acquire() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let acquired = state.withLock { state in
-                if state.free > 0 {
-                    state.free -= 1
-                    return true
+    /// Logs assignments and revocations; calls `onReady` at the first assignment.
+    private func watchPartitions() async {
+        var ready = false
+        for await event in consumer.events {
+            switch event {
+            case .partitionsAssigned(let partitions):
+                logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description).sorted())"])
+                if !ready {
+                    ready = true
+                    onReady()
                 }
-                state.waiters.append(continuation)
-                return false
+            case .partitionsRevoked(let partitions):
+                logger.info("partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description).sorted())"])
             }
-            if acquired { continuation.resume() }
-        }
-    }
-
-    func release() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            if state.waiters.isEmpty {
-                state.free += 1
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        waiter?.resume()
-    }
-}
-
-/// Unstructured tasks that can be counted, awaited with a time-out and cancelled together.
-final class TaskSet: Sendable {
-    private struct State {
-        var tasks: [Int: Task<Void, Never>] = [:]
-        var next = 0
-        var idleWaiters: [CheckedContinuation<Void, Never>] = []
-    }
-    private let state = Mutex(State())
-
-    var count: Int { state.withLock { $0.tasks.count } }
-
-    func spawn(_ body: @escaping @Sendable () async -> Void) {
-        state.withLock { state in
-            let id = state.next
-            state.next += 1
-            state.tasks[id] = Task {
-                await body()
-                self.finished(id)
-            }
-        }
-    }
-
-    private func finished(_ id: Int) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
-            state.tasks[id] = nil
-            guard state.tasks.isEmpty else { return [] }
-            defer { state.idleWaiters = [] }
-            return state.idleWaiters
-        }
-        for waiter in waiters { waiter.resume() }
-    }
-
-    func cancelAll() {
-        for task in state.withLock({ Array($0.tasks.values) }) { task.cancel() }
-    }
-
-    /// - Returns: whether every task finished within `timeout`.
-    func waitForAll(timeout: Duration) async -> Bool {
-        await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-                    let idle = self.state.withLock { state in
-                        if state.tasks.isEmpty { return true }
-                        state.idleWaiters.append(continuation)
-                        return false
-                    }
-                    if idle { continuation.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            if !first {
-                // Wake the idle waiter so the group can end; it reports nothing.
-                let waiters = state.withLock { state in
-                    defer { state.idleWaiters = [] }
-                    return state.idleWaiters
-                }
-                for waiter in waiters { waiter.resume() }
-            }
-            return first
         }
     }
 }

@@ -38,11 +38,30 @@ public struct StagingArea: Sendable {
         join(join(locations.completes, job.destination ?? ""), job.name)
     }
 
-    /// Removes what the job staged, and the state of a segmented download.
+    /// Removes what the job staged. (An engine's own resume state beside it is the engine's: a download that
+    /// completed has none left.)
     public func discard(_ job: TransferJob) {
-        let staged = stagedPath(for: job)
-        removeQuietly(staged)
-        removeQuietly(SegmentState.path(beside: staged))
+        removeQuietly(stagedPath(for: job))
+    }
+
+    /// Verifies a staged result against the job and places it (``verify(_:job:)``, then
+    /// ``complete(_:job:policy:)``). A result that fails verification is quarantined, except a checksum mismatch of a
+    /// download that resumed an earlier attempt's part (`resumed`): that one is discarded and the failure thrown,
+    /// for the caller to download once more from scratch.
+    /// - Returns: the final path and what happened.
+    /// - Throws: what ``verify(_:job:)`` and ``complete(_:job:policy:)`` throw.
+    public func accept(_ staged: StagedTransfer, job: TransferJob, policy: ConsumerSettings.ConflictPolicy,
+                       resumed: Bool) async throws(TransferFailure) -> (path: String, disposition: Disposition) {
+        do {
+            try await verify(staged, job: job)
+        } catch where error.code == .checksumMismatch && resumed {
+            discard(job)
+            throw error
+        } catch where error.code == .checksumMismatch || error.code == .sizeMismatch {
+            let kept = quarantine(staged, job: job)
+            throw TransferFailure(error.code, error.message + (kept.map { "; the file is kept in \($0)" } ?? ""))
+        }
+        return try await complete(staged, job: job, policy: policy)
     }
 
     /// Checks the staged result against the job: the size when given (the sum for a directory) and the checksum
@@ -50,14 +69,12 @@ public struct StagingArea: Sendable {
     /// - Throws: `size_mismatch` or `checksum_mismatch` (permanent), `local_io` when the file cannot be read.
     public func verify(_ staged: StagedTransfer, job: TransferJob) async throws(TransferFailure) {
         if let expected = job.size, staged.totalBytes != expected {
-            throw TransferFailure(.permanent, code: "size_mismatch",
-                                  "\(job.name) has \(staged.totalBytes) bytes, the job says \(expected)")
+            throw TransferFailure(.sizeMismatch, "\(job.name) has \(staged.totalBytes) bytes, the job says \(expected)")
         }
         guard let checksum = job.checksum, staged.kind == .file else { return }
         let actual = try await Self.digest(staged.path, algorithm: checksum.algorithm)
         guard actual == checksum.hex else {
-            throw TransferFailure(.permanent, code: "checksum_mismatch",
-                                  "\(job.name) has \(checksum.algorithm.rawValue) \(actual), the job says \(checksum.hex)")
+            throw TransferFailure(.checksumMismatch, "\(job.name) has \(checksum.algorithm.rawValue) \(actual), the job says \(checksum.hex)")
         }
     }
 
@@ -123,8 +140,7 @@ public struct StagingArea: Sendable {
             var info = stat()
             guard lstat(path, &info) == 0 else { return }  // nothing below a missing folder exists either
             if info.st_mode & S_IFMT == S_IFLNK {
-                throw TransferFailure(.permanent, code: "unsafe_destination",
-                                      "\(path) is a symbolic link; nothing is placed through one")
+                throw TransferFailure(.unsafeDestination, "\(path) is a symbolic link; nothing is placed through one")
             }
         }
     }
@@ -137,7 +153,7 @@ public struct StagingArea: Sendable {
         try createFolder((target as NSString).deletingLastPathComponent)
         do {
             for relative in staged.files.keys { try sync(join(staged.path, relative)) }
-        } catch where error.code == Self.fsyncFailed {
+        } catch where error.code == .fsyncFailed {
             // Never fsync again and trust it: the pages that failed may be gone while the file looks whole.
             discard(job)
             throw error
@@ -179,8 +195,7 @@ public struct StagingArea: Sendable {
             _ = try move(source, to: target, replace: true)
             return (target, .overwritten)
         case .fail:
-            throw TransferFailure(.permanent, code: "name_conflict",
-                                  "\(target) already exists with different content (on_conflict = \"fail\")")
+            throw TransferFailure(.nameConflict, "\(target) already exists with different content (on_conflict = \"fail\")")
         case .rename:
             let folder = (target as NSString).deletingLastPathComponent
             let name = (target as NSString).lastPathComponent
@@ -194,7 +209,7 @@ public struct StagingArea: Sendable {
                     return (candidate, .identical)
                 }
             }
-            throw TransferFailure(.permanent, code: "name_conflict", "\(target) and 10,000 numbered variants exist")
+            throw TransferFailure(.nameConflict, "\(target) and 10,000 numbered variants exist")
         }
     }
 
@@ -300,9 +315,6 @@ public struct StagingArea: Sendable {
         return .moved
     }
 
-    /// The code of a failed fsync.
-    static let fsyncFailed = "fsync_failed"
-
     /// Flushes a file's (or a folder's) content to disk.
     /// - Throws: `fsync_failed` when the flush fails (the data cannot be trusted any more), `local_io` when the
     ///   file cannot be opened.
@@ -312,7 +324,7 @@ public struct StagingArea: Sendable {
         defer { close(descriptor) }
         guard fileSync.flush(path, descriptor) == 0 else {
             let code = errno
-            throw TransferFailure(.transient, code: Self.fsyncFailed,
+            throw TransferFailure(.fsyncFailed,
                                   "cannot flush \(path) to disk: \(String(cString: strerror(code)))")
         }
     }

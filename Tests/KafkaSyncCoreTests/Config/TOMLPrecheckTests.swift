@@ -31,6 +31,7 @@ import Testing
         "when = 1979-05-27Tx:00",
         "when = [1979-05-27T:]",
         "when = {b = 1979-05-27t+:}",
+        "when = 1979-05-27T=07:32:00Z",
         // The input the fuzzer found, as it found it.
         "kafka_url = 9094\nnum_threads = 1e3\ndebug_level = true\nremoteDetails = [1, \"two\", 3.0, {a = 1}]\nwhen = 1979-05-27T`07:32:00Z\n[lowo\", 3.0, {a = 1}]\n",
     ])

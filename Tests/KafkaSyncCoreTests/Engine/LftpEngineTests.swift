@@ -41,7 +41,7 @@ import TestSupport
                 _ = try await engine.transfer(try request(in: directory)) { _ in }
             }
         }
-        #expect(failure?.code == "no_such_file", "the end of stderr is classified: \(String(describing: failure))")
+        #expect(failure?.code == .noSuchFile, "the end of stderr is classified: \(String(describing: failure))")
     }
 
     /// Starts a transfer with a fake lftp that never finishes (ignoring SIGTERM when asked) and waits until it runs.
@@ -93,7 +93,7 @@ import TestSupport
         let failure = await #expect(throws: TransferFailure.self) {
             _ = try await engine.transfer(try request(in: directory)) { _ in }
         }
-        #expect(failure?.code == "lftp_unavailable")
+        #expect(failure?.code == .lftpUnavailable)
         #expect(LftpEngine.locate("lftp", path: directory.path) == nil)
         #expect(LftpEngine.locate("sh", path: "/nonexistent:/bin") == "/bin/sh")
     }
@@ -122,7 +122,7 @@ import TestSupport
         request.job = try TransferJob(name: "evil", location: "/data", kind: .directory)
         let engine = LftpEngine(logger: logger, executable: fake)
         let failure = await #expect(throws: TransferFailure.self) { _ = try await engine.transfer(request) { _ in } }
-        #expect(failure?.code == "unsafe_remote_name")
+        #expect(failure?.code == .unsafeRemoteName)
         #expect(failure?.errorClass == .permanent)
         #expect(failure?.message.contains("../../escape") == true)
     }
@@ -147,7 +147,7 @@ import TestSupport
         try LftpEngine.checkContained(root)
         try FileManager.default.createSymbolicLink(atPath: directory.file("tree/a/link"), withDestinationPath: "/etc")
         let failure = #expect(throws: TransferFailure.self) { try LftpEngine.checkContained(root) }
-        #expect(failure?.code == "unsafe_remote_name")
+        #expect(failure?.code == .unsafeRemoteName)
         #expect(failure?.errorClass == .permanent)
     }
 }

@@ -20,7 +20,7 @@ import Testing
             job = try TransferJob(name: name, location: (remotePath as NSString).deletingLastPathComponent, size: size,
                                   kind: kind)
         } catch {
-            throw TransferFailure(.permanent, code: "test_setup", "\(error)")
+            throw TransferFailure(.failure, "test setup: \(error)")
         }
         let staging = work.file("a/b/staging")
         try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)
@@ -61,7 +61,7 @@ import Testing
                     _ = try await transfer(server, "/evil\(index)", work: work)
                 } throws: { error in
                     let failure = error as? TransferFailure
-                    return failure?.errorClass == .permanent && failure?.code == "protocol_error"
+                    return failure?.errorClass == .permanent && failure?.code == .protocolError
                         && failure?.message.contains("unsafe_remote_name") == true
                 }
                 #expect(!everything(under: work.path).contains { $0.hasSuffix("escape") }, "\(everything(under: work.path))")
@@ -124,11 +124,11 @@ import Testing
             defer { work.remove() }
             await #expect {
                 _ = try await transfer(server, "/many", kind: .directory, work: work, maxEntries: 1_000)
-            } throws: { ($0 as? TransferFailure)?.code == "too_many_entries" && ($0 as! TransferFailure).errorClass == .permanent }
+            } throws: { ($0 as? TransferFailure)?.code == .tooManyEntries && ($0 as! TransferFailure).errorClass == .permanent }
             // Counted over the whole tree, not per folder.
             await #expect {
                 _ = try await transfer(server, "/many/sub", kind: .directory, work: work, maxEntries: 9)
-            } throws: { ($0 as? TransferFailure)?.code == "too_many_entries" }
+            } throws: { ($0 as? TransferFailure)?.code == .tooManyEntries }
         }
     }
 
@@ -141,7 +141,7 @@ import Testing
             #expect(FileManager.default.fileExists(atPath: staged.path + String(repeating: "/d", count: 64)))
             await #expect {
                 _ = try await transfer(server, "/deep70", kind: .directory, work: work)
-            } throws: { ($0 as? TransferFailure)?.code == "too_deep" && ($0 as! TransferFailure).errorClass == .permanent }
+            } throws: { ($0 as? TransferFailure)?.code == .tooDeep && ($0 as! TransferFailure).errorClass == .permanent }
         }
     }
 
@@ -152,7 +152,7 @@ import Testing
             defer { work.remove() }
             await #expect {
                 _ = try await transfer(server, "/big.bin", kind: .file, size: 1_000, work: work)
-            } throws: { ($0 as? TransferFailure)?.code == "size_exceeded" }
+            } throws: { ($0 as? TransferFailure)?.code == .sizeExceeded }
             #expect(!FileManager.default.fileExists(atPath: work.file("a/b/staging/big.bin.partial")))
         }
     }

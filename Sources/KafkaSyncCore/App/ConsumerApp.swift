@@ -1,0 +1,150 @@
+import Foundation
+import KafkaClient
+import Logging
+import ServiceLifecycle
+import TransferStore
+import UnixSignals
+
+/// The consumer process: one builder that wires a loaded config into running parts, each a swift-service-lifecycle
+/// `Service`, and runs them in one `ServiceGroup`. `kafkasync consumer` is this and a log line; in-process tests
+/// build the same parts against their own cluster and store.
+///
+/// Start order (shutdown is the reverse): the producer, the engines, the plug-ins (an HTTP server, an uploader:
+/// services that see the pipeline through ``ConsumerDaemon/init(consumer:processor:publisher:retryTopic:concurrency:grace:logger:onReady:onOutcome:)``'s
+/// `onOutcome`), the Kafka consumer, the pipeline (``ConsumerDaemon``). So on shutdown the pipeline drains first,
+/// then the consumer commits and leaves the group, then the plug-ins stop, and the engines and the producer close
+/// last. The store and an embedded Kafka cluster are resources the whole group runs inside (``run(_:logger:plugins:onReady:)``).
+public struct ConsumerApp: Sendable {
+    /// The pipeline.
+    public let daemon: ConsumerDaemon
+    /// Every part, in start order.
+    public let services: [ServiceGroupConfiguration.ServiceConfiguration]
+    private let grace: Duration
+    private let logger: Logger
+
+    /// Builds the parts over a store and the bootstrap servers.
+    /// - Parameters:
+    ///   - plugins: services that run beside the pipeline, inside the same lifecycle.
+    ///   - onReady: called once, when the consumer has its first partitions.
+    ///   - onOutcome: called with every job's outcome.
+    /// - Throws: ``KafkaError`` when the producer or the consumer cannot be created.
+    public init(config: KafkaSyncConfig, bootstrapServers: String, store: any TransferStore, logger: Logger,
+                plugins: [any Service] = [], onReady: @escaping @Sendable () -> Void = {},
+                onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) throws(KafkaError) {
+        let topics = config.topics
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: bootstrapServers, properties: config.kafka.properties,
+                                                      topics: [topics.done, topics.retry, topics.deadLetter]),
+            logger: logger)
+        let consumer = try KafkaConsumer(
+            configuration: KafkaConsumerConfiguration(
+                bootstrapServers: bootstrapServers, groupID: config.kafka.groupID, topics: [topics.jobs, topics.retry],
+                properties: config.consumerProperties, bufferCapacity: 2048,
+                revocationDrainTimeout: config.consumer.shutdownGrace),
+            logger: logger)
+        let engines: [TransferEngineKind: any TransferEngine] = [
+            .native: NativeEngine(poolSize: config.numThreads, logger: logger), .lftp: LftpEngine(logger: logger),
+        ]
+        let processor = JobProcessor(config: config, store: store, engines: engines, logger: logger)
+        daemon = ConsumerDaemon(consumer: consumer, processor: processor,
+                                publisher: OutcomePublisher(producer: producer, topics: topics, logger: logger),
+                                retryTopic: topics.retry, concurrency: config.consumer.concurrency,
+                                grace: config.consumer.shutdownGrace, logger: logger, onReady: onReady,
+                                onOutcome: onOutcome)
+        services = [
+            .init(service: OnShutdown { await producer.close() }, serviceName: "producer"),
+            .init(service: OnShutdown { for engine in engines.values { await engine.shutdown() } }, serviceName: "engines"),
+        ] + plugins.map { .init(service: $0) } + [
+            .init(service: consumer, serviceName: "kafka-consumer"),
+            // The pipeline ends by itself only when the consumer closed: the rest then shuts down too.
+            .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "pipeline"),
+        ]
+        grace = config.consumer.shutdownGrace
+        self.logger = logger
+    }
+
+    /// The group that runs every part: graceful shutdown on the first of `signals` (running jobs finish within
+    /// `shutdown_grace`, then they are abandoned), cancellation on the second (they are abandoned at once).
+    public func serviceGroup(signals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals,
+                                                      cancellationSignals: signals, logger: logger)
+        configuration.maximumGracefulShutdownDuration = grace
+        return ServiceGroup(configuration: configuration)
+    }
+
+    /// Runs every part until SIGTERM or SIGINT (``serviceGroup(signals:)``) or until the pipeline ends.
+    /// - Returns: how the pipeline ended.
+    public func run() async throws -> ConsumerDaemon.Ending {
+        try await serviceGroup().run()
+        return daemon.ending ?? .drained
+    }
+
+    /// Builds and runs the consumer of `config`: hosts an embedded Kafka cluster when `kafka_url = "embedded"` and
+    /// no `kafkasync broker` runs, opens the store, and runs the parts (``run()``).
+    public static func run(_ config: KafkaSyncConfig, logger: Logger, plugins: [any Service] = [],
+                           onReady: @escaping @Sendable () -> Void) async throws -> ConsumerDaemon.Ending {
+        for folder in [config.locations.incompletes, config.locations.completes] {
+            try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        return try await withKafka(config, logger: logger) { bootstrapServers in
+            try await withTransferStore(config.store.location, logger: logger) { store in
+                let app = try ConsumerApp(config: config, bootstrapServers: bootstrapServers, store: store, logger: logger,
+                                          plugins: plugins, onReady: onReady)
+                logger.info("starting", metadata: [
+                    "kafka.bootstrap": "\(bootstrapServers)", "kafka.group": "\(config.kafka.groupID)",
+                    "kafka.topics": "\([config.topics.jobs, config.topics.retry])",
+                    "consumer.concurrency": "\(config.consumer.concurrency)", "completes": "\(config.locations.completes)",
+                ])
+                let ending = try await app.run()
+                logger.notice("consumer stopped")
+                return ending
+            }
+        }
+    }
+
+    /// The bootstrap servers: `kafka_url`, a running `kafkasync broker`, or an embedded cluster hosted here.
+    private static func withKafka<T: Sendable>(_ config: KafkaSyncConfig, logger: Logger,
+                                               _ body: @Sendable (String) async throws -> T) async throws -> T {
+        guard config.isEmbeddedKafka else {
+            await ensureTopics(config, config.kafkaURL, logger: logger)
+            return try await body(config.kafkaURL)
+        }
+        if let servers = try? config.bootstrapServers() { return try await body(servers) }
+        let cluster = try EmbeddedKafkaCluster(brokers: 1, logger: logger)
+        for topic in config.topics.all { try cluster.createTopic(topic, partitions: 4) }
+        let stateFile = EmbeddedBootstrapFile(configFile: config.configFile)
+        try stateFile.write(bootstrapServers: cluster.bootstrapServers)
+        defer { stateFile.remove() }
+        logger.notice("hosting an embedded Kafka cluster in this process (in memory; it ends with the consumer)",
+                      metadata: ["kafka.bootstrap": "\(cluster.bootstrapServers)", "kafkasync.state_file": "\(stateFile.path)"])
+        let result = try await body(cluster.bootstrapServers)
+        withExtendedLifetime(cluster) {}
+        return result
+    }
+
+    private static func ensureTopics(_ config: KafkaSyncConfig, _ servers: String, logger: Logger) async {
+        let specifications = config.topics.all.map { TopicSpecification(name: $0, partitions: 4) }
+        do {
+            _ = try await KafkaAdmin.ensureTopics(specifications, bootstrapServers: servers,
+                                                  properties: config.kafka.properties, logger: logger)
+        } catch {
+            // Topics may be managed elsewhere (no create permission); subscribing still works when they exist.
+            logger.warning("could not make sure the topics exist", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// A service that does nothing until shutdown (graceful or not), then runs `action`: closing a part that has no
+/// run loop of its own.
+struct OnShutdown: Service {
+    let action: @Sendable () async -> Void
+
+    init(_ action: @escaping @Sendable () async -> Void) {
+        self.action = action
+    }
+
+    func run() async {
+        try? await gracefulShutdown()
+        await action()
+    }
+}
