@@ -1,6 +1,5 @@
 import Foundation
 import SFTPClient
-import TransferStore
 
 /// One transfer for an engine: the job, its remote, and the staging path that belongs to the job.
 public struct TransferRequest: Sendable {
@@ -32,8 +31,16 @@ public struct TransferRequest: Sendable {
 
 /// What an engine left in the staging folder.
 public struct StagedTransfer: Sendable, Equatable {
+    /// What an engine downloaded.
+    public enum Kind: String, Sendable, Equatable {
+        /// One file.
+        case file
+        /// A directory tree.
+        case directory
+    }
+
     /// A file or a directory tree.
-    public var kind: TransferKind
+    public var kind: Kind
     /// ``TransferRequest/stagedPath``.
     public var path: String
     /// Every regular file with its size, relative to ``path`` (`""` for a single file).

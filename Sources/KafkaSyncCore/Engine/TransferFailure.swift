@@ -1,5 +1,4 @@
 import Foundation
-import SFTPClient
 
 /// Why a job failed: a stable code (which says whether another attempt later may succeed) and a message for people.
 public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -167,31 +166,6 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
     /// A job that cannot be decoded or validated.
     public init(_ rejection: JobRejection) {
         self.init(Code(rejection.reason), rejection.message)
-    }
-
-    /// The failure of an SFTP operation (the native engine's errors, mapped code for code).
-    public init(_ error: SFTPError) {
-        let code: Code = switch error.code {
-        case .connectionFailed: .connectionFailed
-        case .timedOut: .timedOut
-        case .connectionLost: .connectionLost
-        case .noCommonAlgorithm: .noCommonAlgorithm
-        case .hostKeyUnknown: .hostKeyUnknown
-        case .hostKeyChanged: .hostKeyChanged
-        case .hostKeyRevoked: .hostKeyRevoked
-        case .authenticationFailed: .authenticationFailed
-        case .unreadableKey: .unreadableKey
-        case .unsupportedKey: .unsupportedKey
-        case .noSuchFile: .noSuchFile
-        case .permissionDenied: .permissionDenied
-        case .protocolError: .protocolError
-        case .cancelled: .cancelled
-        case .diskFull: .diskFull
-        case .localIO: .localIO
-        case .sizeExceeded: .sizeExceeded
-        default: .failure
-        }
-        self.init(code, error.message)
     }
 
     /// A local file system failure (disk full, a folder that cannot be created): `disk_full` for `ENOSPC` and

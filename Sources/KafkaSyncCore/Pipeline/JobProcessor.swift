@@ -84,7 +84,7 @@ public final class JobProcessor: Sendable {
         do throws(TransferFailure) {
             let (staged, placed) = try result.get()
             let elapsed = ContinuousClock.now - started
-            record.kind = staged.kind
+            record.kind = TransferKind(rawValue: staged.kind.rawValue)
             record.status = .completed
             record.bytesTransferred = staged.totalBytes
             record.finishedAt = Date()
