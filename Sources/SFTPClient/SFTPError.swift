@@ -54,6 +54,17 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
         /// sees its new size; a server that lies every time runs out of attempts).
         public static let sizeExceeded = Code(.sizeExceeded)
 
+        /// Whether retrying later may succeed: the network, the server's state, this host's disk.
+        public var isTransient: Bool {
+            switch value {
+            case .connectionFailed, .timedOut, .connectionLost, .failure, .cancelled, .diskFull, .localIO, .sizeExceeded:
+                true
+            case .noCommonAlgorithm, .hostKeyUnknown, .hostKeyChanged, .hostKeyRevoked, .authenticationFailed,
+                 .unreadableKey, .unsupportedKey, .noSuchFile, .permissionDenied, .protocolError:
+                false
+            }
+        }
+
         public var description: String { value.rawValue }
     }
 
@@ -69,9 +80,7 @@ public struct SFTPError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether retrying later may succeed.
-    public var isTransient: Bool {
-        [.connectionFailed, .timedOut, .connectionLost, .failure, .cancelled, .diskFull, .localIO, .sizeExceeded].contains(code)
-    }
+    public var isTransient: Bool { code.isTransient }
 
     public var description: String { "\(message) [\(code)]" }
 }

@@ -63,19 +63,43 @@ public struct ConsumerApp: Sendable {
         self.logger = logger
     }
 
-    /// The group that runs every part: graceful shutdown on the first of `signals` (running jobs finish within
-    /// `shutdown_grace`, then they are abandoned), cancellation on the second (they are abandoned at once).
+    /// The group that runs every part: graceful shutdown on any of `signals` (running jobs finish within
+    /// `shutdown_grace`, then they are abandoned).
     public func serviceGroup(signals: [UnixSignal] = [.sigterm, .sigint]) -> ServiceGroup {
-        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals,
-                                                      cancellationSignals: signals, logger: logger)
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: logger)
         configuration.maximumGracefulShutdownDuration = grace
         return ServiceGroup(configuration: configuration)
     }
 
-    /// Runs every part until SIGTERM or SIGINT (``serviceGroup(signals:)``) or until the pipeline ends.
+    /// Runs every part until the pipeline ends, or until SIGTERM or SIGINT: the first one shuts the group down
+    /// gracefully (``serviceGroup(signals:)``), a second one cancels it (running jobs are abandoned at once and
+    /// redelivered later). A `ServiceGroup` cannot take the same signal for both (it traps a signal as one or the
+    /// other), so the second one is counted here.
     /// - Returns: how the pipeline ended.
     public func run() async throws -> ConsumerDaemon.Ending {
-        try await serviceGroup().run()
+        let group = serviceGroup()
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask { [logger] in
+                var received = 0
+                for await signal in signals {
+                    received += 1
+                    if received == 1 {
+                        logger.notice("signal received: finishing running jobs (again to abort)", metadata: ["signal": "\(signal)"])
+                    } else {
+                        logger.warning("second signal: aborting", metadata: ["signal": "\(signal)"])
+                        throw CancellationError()
+                    }
+                }
+            }
+            // Whichever ends first ends the other: the group (the watcher is cancelled), or the second signal (the
+            // group is cancelled and awaited).
+            defer { tasks.cancelAll() }
+            do {
+                try await tasks.next()
+            } catch is CancellationError {}
+        }
         return daemon.ending ?? .drained
     }
 

@@ -382,28 +382,8 @@ struct SegmentState: Codable, Sendable, Equatable {
 }
 
 extension TransferFailure {
-    /// The failure of an SFTP operation (the native engine's errors, mapped code for code).
+    /// The failure of an SFTP operation, with its code.
     init(_ error: SFTPError) {
-        let code: Code = switch error.code {
-        case .connectionFailed: .connectionFailed
-        case .timedOut: .timedOut
-        case .connectionLost: .connectionLost
-        case .noCommonAlgorithm: .noCommonAlgorithm
-        case .hostKeyUnknown: .hostKeyUnknown
-        case .hostKeyChanged: .hostKeyChanged
-        case .hostKeyRevoked: .hostKeyRevoked
-        case .authenticationFailed: .authenticationFailed
-        case .unreadableKey: .unreadableKey
-        case .unsupportedKey: .unsupportedKey
-        case .noSuchFile: .noSuchFile
-        case .permissionDenied: .permissionDenied
-        case .protocolError: .protocolError
-        case .cancelled: .cancelled
-        case .diskFull: .diskFull
-        case .localIO: .localIO
-        case .sizeExceeded: .sizeExceeded
-        default: .failure
-        }
-        self.init(code, error.message)
+        self.init(Code(error.code), error.message)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SFTPClient
 
 /// Why a job failed: a stable code (which says whether another attempt later may succeed) and a message for people.
 public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertible {
@@ -7,24 +8,18 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: Hashable, Sendable {
             case named(Name)
+            case sftp(SFTPError.Code)
             case rejected(JobRejection.Reason)
         }
 
         private enum Name: String, Sendable {
-            // The connection and the server (either engine).
-            case connectionFailed = "connection_failed", timedOut = "timed_out", connectionLost = "connection_lost"
-            case noCommonAlgorithm = "no_common_algorithm", hostKeyUnknown = "host_key_unknown"
-            case hostKeyChanged = "host_key_changed", hostKeyRevoked = "host_key_revoked"
-            case authenticationFailed = "authentication_failed", unreadableKey = "unreadable_key"
-            case unsupportedKey = "unsupported_key", noSuchFile = "no_such_file"
-            case permissionDenied = "permission_denied", failure, protocolError = "protocol_error", cancelled
-            case sizeExceeded = "size_exceeded", wrongKind = "wrong_kind", notAFile = "not_a_file"
-            case remoteChanged = "remote_changed", unsafeRemoteName = "unsafe_remote_name"
-            case tooManyEntries = "too_many_entries", tooDeep = "too_deep"
+            // The server (either engine; the codes shared with SFTP are SFTPError's).
+            case wrongKind = "wrong_kind", notAFile = "not_a_file", remoteChanged = "remote_changed"
+            case unsafeRemoteName = "unsafe_remote_name", tooManyEntries = "too_many_entries", tooDeep = "too_deep"
             // lftp.
             case lftpUnavailable = "lftp_unavailable", lftpFailed = "lftp_failed", unsupportedSetting = "unsupported_setting"
-            // This host's disk.
-            case diskFull = "disk_full", localIO = "local_io", fsyncFailed = "fsync_failed"
+            // This host's disk (beyond SFTPError's disk_full and local_io).
+            case fsyncFailed = "fsync_failed"
             // Verification and placement.
             case sizeMismatch = "size_mismatch", checksumMismatch = "checksum_mismatch"
             case nameConflict = "name_conflict", unsafeDestination = "unsafe_destination"
@@ -36,42 +31,46 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
         private let value: Value
         private init(name: Name) { value = .named(name) }
 
+        /// The code of an SFTP failure (`no_such_file`, `timed_out`, …): transient as ``SFTPError/Code/isTransient``
+        /// says.
+        public init(_ code: SFTPError.Code) { value = .sftp(code) }
+
         /// The code of a job that cannot be decoded or validated: its ``JobRejection/Reason`` (`invalid_json`,
         /// `path_traversal`, …). Permanent.
         public init(_ reason: JobRejection.Reason) { value = .rejected(reason) }
 
         /// The TCP connection could not be made.
-        public static let connectionFailed = Code(name: .connectionFailed)
+        public static let connectionFailed = Code(SFTPError.Code.connectionFailed)
         /// Connecting took too long, or the server stopped answering (no progress for `stall_timeout`).
-        public static let timedOut = Code(name: .timedOut)
+        public static let timedOut = Code(SFTPError.Code.timedOut)
         /// The connection dropped.
-        public static let connectionLost = Code(name: .connectionLost)
+        public static let connectionLost = Code(SFTPError.Code.connectionLost)
         /// The server offers no algorithm the engine supports.
-        public static let noCommonAlgorithm = Code(name: .noCommonAlgorithm)
+        public static let noCommonAlgorithm = Code(SFTPError.Code.noCommonAlgorithm)
         /// The host key is not known (strict policy).
-        public static let hostKeyUnknown = Code(name: .hostKeyUnknown)
+        public static let hostKeyUnknown = Code(SFTPError.Code.hostKeyUnknown)
         /// The host key differs from the known or pinned one.
-        public static let hostKeyChanged = Code(name: .hostKeyChanged)
+        public static let hostKeyChanged = Code(SFTPError.Code.hostKeyChanged)
         /// The host key is marked `@revoked`.
-        public static let hostKeyRevoked = Code(name: .hostKeyRevoked)
+        public static let hostKeyRevoked = Code(SFTPError.Code.hostKeyRevoked)
         /// The server refused every credential offered.
-        public static let authenticationFailed = Code(name: .authenticationFailed)
+        public static let authenticationFailed = Code(SFTPError.Code.authenticationFailed)
         /// A private key file cannot be read or parsed.
-        public static let unreadableKey = Code(name: .unreadableKey)
+        public static let unreadableKey = Code(SFTPError.Code.unreadableKey)
         /// A private key is of a kind the engine cannot use.
-        public static let unsupportedKey = Code(name: .unsupportedKey)
+        public static let unsupportedKey = Code(SFTPError.Code.unsupportedKey)
         /// The remote path does not exist.
-        public static let noSuchFile = Code(name: .noSuchFile)
+        public static let noSuchFile = Code(SFTPError.Code.noSuchFile)
         /// The server refused access to the remote path.
-        public static let permissionDenied = Code(name: .permissionDenied)
+        public static let permissionDenied = Code(SFTPError.Code.permissionDenied)
         /// The server reported a generic failure.
-        public static let failure = Code(name: .failure)
+        public static let failure = Code(SFTPError.Code.failure)
         /// The server broke the SFTP protocol.
-        public static let protocolError = Code(name: .protocolError)
+        public static let protocolError = Code(SFTPError.Code.protocolError)
         /// The transfer was cancelled (shutdown): nothing is wrong with the job.
-        public static let cancelled = Code(name: .cancelled)
+        public static let cancelled = Code(SFTPError.Code.cancelled)
         /// A file is larger than announced (it grew while downloading).
-        public static let sizeExceeded = Code(name: .sizeExceeded)
+        public static let sizeExceeded = Code(SFTPError.Code.sizeExceeded)
         /// The remote path is a directory and the job says file, or the other way round.
         public static let wrongKind = Code(name: .wrongKind)
         /// The remote path is neither a file nor a directory.
@@ -91,9 +90,9 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
         /// A remote setting the lftp engine cannot honour.
         public static let unsupportedSetting = Code(name: .unsupportedSetting)
         /// This host's disk (or the user's quota) is full; what was downloaded is kept and resumed.
-        public static let diskFull = Code(name: .diskFull)
+        public static let diskFull = Code(SFTPError.Code.diskFull)
         /// Another local file system failure.
-        public static let localIO = Code(name: .localIO)
+        public static let localIO = Code(SFTPError.Code.localIO)
         /// A staged file could not be flushed to disk; it is downloaded again.
         public static let fsyncFailed = Code(name: .fsyncFailed)
         /// The result's size differs from the job's.
@@ -116,16 +115,15 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
         /// Whether another attempt later may succeed: network and server trouble, a full disk, a file that
         /// changed. `attempts_exhausted` counts as transient: it is the class of the failures that ran out.
         public var isTransient: Bool {
-            guard case .named(let name) = value else { return false }
-            switch name {
-            case .connectionFailed, .timedOut, .connectionLost, .failure, .cancelled, .sizeExceeded, .remoteChanged,
-                 .lftpUnavailable, .lftpFailed, .diskFull, .localIO, .fsyncFailed, .storeFailed, .attemptsExhausted:
-                return true
-            case .noCommonAlgorithm, .hostKeyUnknown, .hostKeyChanged, .hostKeyRevoked, .authenticationFailed,
-                 .unreadableKey, .unsupportedKey, .noSuchFile, .permissionDenied, .protocolError, .wrongKind, .notAFile,
-                 .unsafeRemoteName, .tooManyEntries, .tooDeep, .unsupportedSetting, .sizeMismatch, .checksumMismatch,
-                 .nameConflict, .unsafeDestination, .unknownRemote, .outcomeTooLarge:
-                return false
+            switch value {
+            case .sftp(let code): code.isTransient
+            case .rejected: false
+            case .named(let name):
+                switch name {
+                case .remoteChanged, .lftpUnavailable, .lftpFailed, .fsyncFailed, .storeFailed, .attemptsExhausted: true
+                case .wrongKind, .notAFile, .unsafeRemoteName, .tooManyEntries, .tooDeep, .unsupportedSetting, .sizeMismatch,
+                     .checksumMismatch, .nameConflict, .unsafeDestination, .unknownRemote, .outcomeTooLarge: false
+                }
             }
         }
 
@@ -133,6 +131,7 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
         public var description: String {
             switch value {
             case .named(let name): name.rawValue
+            case .sftp(let code): code.description
             case .rejected(let reason): reason.code
             }
         }
