@@ -1,3 +1,4 @@
+import AsyncSupport
 import Foundation
 import Logging
 
@@ -74,7 +75,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func activity(since: Date, bucket: Duration) async throws(StoreError) -> [ActivityBucket] {
-        let milliseconds = max(1, bucket.components.seconds * 1000 + bucket.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, bucket.wholeMilliseconds)
         let rows = try await Self.perform {
             try await backend.fetch(TransferSQL.activity(since: since, bucketMilliseconds: milliseconds))
         }

@@ -1,5 +1,5 @@
+import AsyncSupport
 import Foundation
-import KafkaClient
 import Synchronization
 
 /// Flushes folders' entries to disk for many renames at once (a group commit): a caller waits for an fsync of the
