@@ -1,11 +1,12 @@
 import Synchronization
 
-/// A ``GroupCommit`` per key: items of one key are written together as there, items of different keys in writes of
-/// their own that may run at the same time (an fsync per folder). A key's group commit exists while callers wait
-/// on it.
+/// A ``GroupCommit`` per key, with a blocking write (an fsync per folder): items of one key share writes as a
+/// ``GroupCommit``'s do, items of different keys go to writes of their own that may run at the same time. A key's
+/// group commit exists while callers wait on it.
 public final class KeyedGroupCommit<Key: Hashable & Sendable, Item: Sendable, Failure: Error>: Sendable {
-    /// Writes a batch of one key's items, in order, and says how it went (for every item of the batch).
-    public typealias Write = @Sendable (Key, [Item]) async -> Result<Void, Failure>
+    /// Writes a batch of one key's items, in order, blocking the thread until done, and says how it went (for every
+    /// item of the batch).
+    public typealias BlockingWrite = @Sendable (Key, [Item]) -> Result<Void, Failure>
 
     private struct Entry {
         let commit: GroupCommit<Item, Failure>
@@ -15,15 +16,15 @@ public final class KeyedGroupCommit<Key: Hashable & Sendable, Item: Sendable, Fa
     private let entries = Mutex<[Key: Entry]>([:])
     private let writes = Atomic<Int>(0)
     private let batchLimit: Int
-    private let write: Write
+    private let write: BlockingWrite
 
-    /// Group commits that write batches with `write`.
+    /// Group commits that write batches with `blockingWrite`, on ``runBlocking(_:)``'s threads.
     /// - Parameters:
     ///   - batchLimit: the most items in one write (at least 1); no limit by default.
-    ///   - write: writes one batch of a key; never called twice at once for one key.
-    public init(batchLimit: Int = .max, write: @escaping Write) {
+    ///   - blockingWrite: writes one batch of a key; never called twice at once for one key.
+    public init(batchLimit: Int = .max, blockingWrite: @escaping BlockingWrite) {
         self.batchLimit = batchLimit
-        self.write = write
+        write = blockingWrite
     }
 
     /// How many writes ran, over all keys (for tests).
@@ -33,11 +34,11 @@ public final class KeyedGroupCommit<Key: Hashable & Sendable, Item: Sendable, Fa
     /// - Throws: the failure of that write.
     public func submit(_ item: Item, to key: Key) async throws(Failure) {
         let commit = entries.withLock { entries in
-            let commit = entries[key]?.commit ?? GroupCommit(batchLimit: batchLimit) { [self] items in
+            let commit = entries[key]?.commit ?? GroupCommit(batchLimit: batchLimit, blockingWrite: { [self] items in
                 // Holds `self` only while the entry exists (while callers wait): no cycle outlives them.
                 writes.add(1, ordering: .relaxed)
-                return await write(key, items)
-            }
+                return write(key, items)
+            })
             entries[key, default: Entry(commit: commit)].callers += 1
             return commit
         }

@@ -6,7 +6,7 @@ import Foundation
 /// next. With many small files landing in one folder, most of them need no fsync of their own.
 final class FolderSyncs: Sendable {
     private let commits = KeyedGroupCommit<String, Void, Never> { path, _ in
-        await runBlocking { FolderSyncs.fsyncFolder(path) }
+        FolderSyncs.fsyncFolder(path)
         return .success(())
     }
 
