@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kafkasync", targets: ["kafkasync"]),
+        .library(name: "AsyncSupport", targets: ["AsyncSupport"]),
         .library(name: "KafkaClient", targets: ["KafkaClient"]),
         .library(name: "KafkaSyncCore", targets: ["KafkaSyncCore"]),
         .library(name: "TransferStore", targets: ["TransferStore"]),
@@ -30,9 +31,15 @@ let package = Package(
             pkgConfig: "rdkafka",
             providers: [.apt(["librdkafka-dev"])]
         ),
+        // Blocking calls off the cooperative pool, group commits, Duration conversions: shared by the libraries.
+        .target(
+            name: "AsyncSupport",
+            dependencies: [.product(name: "NIOPosix", package: "swift-nio")]
+        ),
         .target(
             name: "KafkaClient",
             dependencies: [
+                "AsyncSupport",
                 "CRdKafka",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -52,6 +59,7 @@ let package = Package(
         .target(
             name: "TransferStore",
             dependencies: [
+                "AsyncSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -60,6 +68,7 @@ let package = Package(
         .target(
             name: "KafkaSyncCore",
             dependencies: [
+                "AsyncSupport",
                 "KafkaClient",
                 "SFTPClient",
                 "TransferStore",
@@ -82,6 +91,7 @@ let package = Package(
         .executableTarget(
             name: "kafkasync",
             dependencies: [
+                "AsyncSupport",
                 "KafkaClient",
                 "KafkaSyncCore",
                 "TransferStore",
@@ -91,6 +101,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "AsyncSupportTests", dependencies: ["AsyncSupport", "TestSupport"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "TestSupport"]),
         .testTarget(name: "SFTPClientTests", dependencies: ["SFTPClient", "TestSupport"]),
         .testTarget(name: "TransferStoreTests", dependencies: ["TransferStore", "TestSupport"]),

@@ -1,3 +1,4 @@
+import AsyncSupport
 import CRdKafka
 import Foundation
 
@@ -51,11 +52,7 @@ func startPollThread(name: String, _ body: @escaping @Sendable () -> Void) {
 
 extension Duration {
     /// Whole milliseconds, clamped to `Int32` for librdkafka timeouts.
-    var milliseconds: Int32 {
-        let (seconds, attoseconds) = components
-        let ms = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        return Int32(clamping: ms)
-    }
+    var milliseconds: Int32 { Int32(clamping: wholeMilliseconds) }
 }
 
 /// Copies a C partition list into Swift values.

@@ -1,3 +1,4 @@
+import AsyncSupport
 import Foundation
 import Synchronization
 
@@ -8,7 +9,7 @@ public final class ProgressThrottle: Sendable {
 
     /// A throttle letting one write per `interval` (default 1 s) through for each job id.
     public init(interval: Duration = .seconds(1)) {
-        self.interval = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+        self.interval = interval.timeInterval
     }
 
     /// Whether a progress update of `jobID` at `time` should be written; records it if so.

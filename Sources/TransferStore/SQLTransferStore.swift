@@ -1,15 +1,16 @@
+import AsyncSupport
 import Foundation
 import Logging
 
 /// The ``TransferStore`` over SQL: one implementation of the behaviour, two backends (SQLite, PostgreSQL).
 public final class SQLTransferStore: TransferStore {
     private let backend: any SQLBackend
-    /// Saves of concurrent jobs share a statement.
-    let saves: GroupCommit
+    /// Saves of concurrent jobs share a statement and a transaction (at most 50 records each).
+    let saves: GroupCommit<TransferRecord, StoreError>
 
     init(backend: any SQLBackend) {
         self.backend = backend
-        saves = GroupCommit { records in
+        saves = GroupCommit(batchLimit: 50) { records in
             do throws(StoreError) {
                 return .success(try await Self.perform { try await backend.execute(TransferSQL.upsert(records)) })
             } catch {
@@ -45,7 +46,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func save(_ record: TransferRecord) async throws(StoreError) {
-        try await saves.save(record)
+        try await saves.submit(record)
     }
 
     public func record(jobID: String) async throws(StoreError) -> TransferRecord? {
@@ -74,7 +75,7 @@ public final class SQLTransferStore: TransferStore {
     }
 
     public func activity(since: Date, bucket: Duration) async throws(StoreError) -> [ActivityBucket] {
-        let milliseconds = max(1, bucket.components.seconds * 1000 + bucket.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = max(1, bucket.wholeMilliseconds)
         let rows = try await Self.perform {
             try await backend.fetch(TransferSQL.activity(since: since, bucketMilliseconds: milliseconds))
         }

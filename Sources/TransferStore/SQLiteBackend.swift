@@ -1,3 +1,4 @@
+import AsyncSupport
 import Foundation
 import GRDB
 
@@ -27,22 +28,18 @@ final class SQLiteBackend: SQLBackend {
         }
         // `migrate` blocks until done: keep it off the cooperative pool.
         let pool = self.pool, registered = migrator
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            DispatchQueue.global().async {
-                // GRDB reads which migrations are applied before it takes the write lock, so two processes
-                // starting on a new file can both try the first one; the loser fails with "already exists".
-                // Each migration commits with its bookkeeping, so trying again finds it applied.
-                continuation.resume(with: Result {
-                    var attempt = 1
-                    while true {
-                        do {
-                            return try registered.migrate(pool)
-                        } catch where attempt < 5 {
-                            attempt += 1
-                            usleep(200_000)
-                        }
-                    }
-                })
+        try await runBlocking { () throws in
+            // GRDB reads which migrations are applied before it takes the write lock, so two processes
+            // starting on a new file can both try the first one; the loser fails with "already exists".
+            // Each migration commits with its bookkeeping, so trying again finds it applied.
+            var attempt = 1
+            while true {
+                do {
+                    return try registered.migrate(pool)
+                } catch where attempt < 5 {
+                    attempt += 1
+                    usleep(200_000)
+                }
             }
         }
     }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncSupport
 import Foundation
 import KafkaClient
 import KafkaSyncCore

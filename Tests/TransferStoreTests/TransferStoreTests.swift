@@ -126,7 +126,7 @@ import Testing
                 try await group.waitForAll()
             }
             let writes = saves.writeCount - before
-            #expect(writes < 300 && writes >= 300 / GroupCommit.batchLimit, "\(writes) writes for 300 saves")
+            #expect(writes < 300 && writes >= 300 / saves.batchLimit, "\(writes) writes for 300 saves")
             let all = try await store.records(matching: TransferQuery(limit: 1000))
             #expect(Set(all.map(\.jobID)) == Set((0..<300).map { "together-\($0)" }))
         }

@@ -10,30 +10,17 @@ import TransferStore
         let directory = try TemporaryDirectory(prefix: "kafkasync-history")
         switch kind {
         case .sqlite:
-            let config = try writeConfig(directory, "config.toml", store: "url = \"sqlite://./history.db\"")
+            let config = try directory.write("config.toml", ConfigFixtures.minimal(store: "url = \"sqlite://./history.db\""))
             return (directory, config, .sqlite(path: directory.file("history.db")))
         case .postgres:
             // A fresh database on the run's throwaway server (removed with it).
             let (location, _) = try await StoreFixtures.freshLocation(.postgres)
-            let config = try writeConfig(directory, "config.toml", store: """
+            let config = try directory.write("config.toml", ConfigFixtures.minimal(store: """
                 url = "\(StoreFixtures.url(of: location))"
                 password_env = "KAFKASYNC_TEST_POSTGRES_PASSWORD"
-                """)
+                """))
             return (directory, config, location)
         }
-    }
-
-    /// Writes a minimal config whose `[store]` table holds `store`.
-    func writeConfig(_ directory: TemporaryDirectory, _ name: String, store: String) throws -> String {
-        try directory.write(name, """
-            kafka_url = "localhost:9094"
-            [remoteDetails]
-            host = "h"
-            username = "u"
-            password = "p"
-            [store]
-            \(store)
-            """)
     }
 
     func seed(_ location: StoreLocation) async throws {
@@ -114,8 +101,8 @@ import TransferStore
         #expect(empty.status == 0)
         #expect(empty.stdout.contains("No transfers match."))
 
-        let unreachable = try writeConfig(directory, "unreachable.toml",
-                                          store: "url = \"postgres://nobody@127.0.0.1:1/db\"\npassword = \"pg-secret-5151\"")
+        let unreachable = try directory.write("unreachable.toml", ConfigFixtures.minimal(
+            store: "url = \"postgres://nobody@127.0.0.1:1/db\"\npassword = \"pg-secret-5151\""))
         let failed = try await runProcess(kafkasync, ["status", "--config", unreachable])
         #expect(failed.status == 1)
         #expect(failed.stderr.contains("127.0.0.1:1"))

@@ -1,3 +1,4 @@
+import AsyncSupport
 import Foundation
 import Logging
 import Subprocess
@@ -91,7 +92,7 @@ public struct LftpEngine: TransferEngine {
             "set cmd:fail-exit yes",
             "set net:max-retries 2",
             // A server silent for the remote's stall_timeout is a failed try, as on the native engine.
-            "set net:timeout \(max(1, remote.stallTimeout.components.seconds))",
+            "set net:timeout \(max(1, Int(remote.stallTimeout.timeInterval)))",
             "set net:reconnect-interval-base 2",
             "set xfer:clobber yes",
             "set sftp:auto-confirm no",

@@ -2,15 +2,15 @@ import Foundation
 import Synchronization
 import TransferStore
 
-/// Writes the `running` row of each transfer that is still going after ``delay``, from one sweep every quarter of
-/// a second: a small file is in place, and its completed row written, before anyone could see it running, so
+/// Writes the `running` row of each transfer that is still going after ``delay``, from one sweep every
+/// ``sweepInterval``: a small file is in place, and its completed row written, before anyone could see it running, so
 /// most jobs never cost a write (or a task) for it.
 ///
 /// ``finish(_:)`` waits for a running row being written, so it can never land after the job's final row.
 final class RunningRows: Sendable {
     private enum Row {
-        /// Not written yet; due at this time.
-        case waiting(ContinuousClock.Instant)
+        /// Not written yet; due when the clock has run this long since the rows were made.
+        case waiting(Duration)
         /// Being written; these finished transfers wait for it.
         case saving(finished: [CheckedContinuation<Void, Never>]?)
         /// Written (once is enough).
@@ -22,22 +22,48 @@ final class RunningRows: Sendable {
         var sweeping = false
     }
 
+    /// How often the rows that are due are written.
+    static let sweepInterval = Duration.milliseconds(250)
+
     private let delay: Duration
     private let save: @Sendable (TransferRecord) async -> Void
     private let state = Mutex(State())
+    /// The time on the clock since the rows were made.
+    private let elapsed: @Sendable () -> Duration
+    /// Sleeps on the clock.
+    private let sleep: @Sendable (Duration) async throws -> Void
 
     /// - Parameters:
     ///   - delay: how long a transfer runs before its row is written.
+    ///   - clock: the clock that times ``delay`` and the sweeps (tests move a clock of their own).
     ///   - save: writes a row (and reports its own failures).
-    init(delay: Duration = .seconds(1), save: @escaping @Sendable (TransferRecord) async -> Void) {
+    init<C: Clock<Duration>>(delay: Duration = .seconds(1), clock: C = ContinuousClock(),
+                             save: @escaping @Sendable (TransferRecord) async -> Void) {
         self.delay = delay
         self.save = save
+        let origin = clock.now
+        elapsed = { origin.duration(to: clock.now) }
+        sleep = { duration in try await clock.sleep(for: duration) }
+    }
+
+    /// Whether the sweep runs (for tests).
+    var isSweeping: Bool { state.withLock { $0.sweeping } }
+
+    /// How many finished transfers wait for their running row's write (for tests).
+    var waitingFinishes: Int {
+        state.withLock { state in
+            state.rows.values.reduce(0) { count, entry in
+                guard case .saving(let finished?) = entry.row else { return count }
+                return count + finished.count
+            }
+        }
     }
 
     /// A transfer started; its row is written once it has run for `delay`.
     func start(_ record: TransferRecord) {
+        let due = elapsed() + delay
         let startSweeper = state.withLock { state in
-            state.rows[record.jobID] = (record, .waiting(.now + delay))
+            state.rows[record.jobID] = (record, .waiting(due))
             defer { state.sweeping = true }
             return !state.sweeping
         }
@@ -70,8 +96,8 @@ final class RunningRows: Sendable {
     /// Runs while transfers are going: writes the rows that are due.
     private func sweep() async {
         while true {
-            try? await Task.sleep(for: .milliseconds(250))
-            let now = ContinuousClock.now
+            try? await sleep(Self.sweepInterval)
+            let now = elapsed()
             let due: [TransferRecord]? = state.withLock { state in
                 if state.rows.isEmpty {
                     state.sweeping = false

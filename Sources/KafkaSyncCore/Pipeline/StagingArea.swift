@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import KafkaClient
+import AsyncSupport
 import TransferStore
 
 /// The folders a job passes through: its own staging folder under `incompletes`, then `completes` (or

@@ -46,10 +46,3 @@ public enum HumanFormat {
         return number * unit
     }
 }
-
-extension Duration {
-    /// The duration in seconds, as `Date` arithmetic and rates want it.
-    public var timeInterval: TimeInterval {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

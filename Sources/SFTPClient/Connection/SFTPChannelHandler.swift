@@ -39,8 +39,7 @@ final class SFTPChannelHandler: ChannelDuplexHandler {
     /// - Parameter stallTimeout: how long the server may stay silent while a request waits for its answer.
     init(stallTimeout: Duration) {
         stallDescription = "\(stallTimeout)"
-        let (seconds, attoseconds) = stallTimeout.components
-        self.stallTimeout = .nanoseconds(max(1, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
+        self.stallTimeout = max(.nanoseconds(1), TimeAmount(stallTimeout))
     }
 
     private var isWaiting: Bool { awaitingSubsystem || versionPromise != nil || !pending.isEmpty }

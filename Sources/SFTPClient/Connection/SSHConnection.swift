@@ -78,7 +78,7 @@ public final class SSHConnection: Sendable {
         let outcome = HandshakeOutcome()
         let address = "\(configuration.host):\(configuration.port)"
         let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(.milliseconds(Int64(configuration.connectTimeout.components.seconds * 1000)))
+            .connectTimeout(TimeAmount(configuration.connectTimeout))
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

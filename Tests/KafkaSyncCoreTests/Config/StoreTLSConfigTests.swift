@@ -1,21 +1,14 @@
+import TestSupport
 import Testing
 import TransferStore
 @testable import KafkaSyncCore
 
 /// `[store] url` with PostgreSQL TLS parameters in a config file.
 @Suite struct StoreTLSConfigTests {
-    let base = """
-        kafka_url = "localhost:9094"
-        [remoteDetails]
-        host = "h"
-        username = "u"
-        password = "p"
-        [store]
-        """
-
     @Test func sslModeAndRootCertificateAreRead() throws {
         let config = try KafkaSyncConfig.parse(
-            toml: base + "\nurl = \"postgres://ks@db:5432/ks?sslmode=verify-full&sslrootcert=certs/db-ca.pem\"\n",
+            toml: ConfigFixtures.minimal(
+                store: #"url = "postgres://ks@db:5432/ks?sslmode=verify-full&sslrootcert=certs/db-ca.pem""#),
             configFile: "/etc/kafkasync/config.toml", environment: [:])
         #expect(config.store.location == .postgres(host: "db", port: 5432, username: "ks", database: "ks", password: nil,
                                                    tls: PostgresTLS(mode: .verifyFull,
@@ -24,7 +17,7 @@ import TransferStore
 
     @Test func aBadSSLModeNamesTheKeyTheValueAndWhatIsExpected() {
         let error = #expect(throws: ConfigError.self) {
-            try KafkaSyncConfig.parse(toml: base + "\nurl = \"postgres://ks@db/ks?sslmode=verify_full\"\n",
+            try KafkaSyncConfig.parse(toml: ConfigFixtures.minimal(store: #"url = "postgres://ks@db/ks?sslmode=verify_full""#),
                                       configFile: "/etc/kafkasync/config.toml", environment: [:])
         }
         let issue = error?.issues.first

@@ -17,8 +17,9 @@ public func runBlocking<T: Sendable, E: Error>(_ body: @escaping @Sendable () th
     return try result.get()
 }
 
-/// Threads for ``runBlocking(_:)``: enough for a disk's worth of fsyncs at once; idle ones cost only their stacks.
-private let blockingThreads: NIOThreadPool = {
+/// Threads for ``runBlocking(_:)`` (and blocking group commits): enough for a disk's worth of fsyncs at once; idle
+/// ones cost only their stacks.
+let blockingThreads: NIOThreadPool = {
     let pool = NIOThreadPool(numberOfThreads: 32)
     pool.start()
     return pool
