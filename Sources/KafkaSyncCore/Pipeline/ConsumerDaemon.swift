@@ -108,9 +108,11 @@ public final class ConsumerDaemon: Service {
             await withTaskGroup(of: Void.self) { helpers in
                 helpers.addTask { await self.watchPartitions() }
                 helpers.addTask {
-                    // The channel hands one message at a time: the consumer's buffer is the only queue.
-                    for await message in self.consumer.messages.cancelOnGracefulShutdown() {
-                        await work.send(.delivered(message))
+                    // Reading stops at graceful shutdown (one cancellation for the whole loop: no per-message merge
+                    // with the shutdown signal). The channel hands one message at a time: the consumer's buffer is
+                    // the only queue.
+                    try? await cancelWhenGracefulShutdown {
+                        for await message in self.consumer.messages { await work.send(.delivered(message)) }
                     }
                     work.finish()
                 }
