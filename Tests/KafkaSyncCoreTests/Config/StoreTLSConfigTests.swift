@@ -2,16 +2,18 @@ import Testing
 import TransferStore
 @testable import KafkaSyncCore
 
+/// The smallest valid config: a broker and the default remote.
+let minimalConfig = """
+    kafka_url = "localhost:9094"
+    [remoteDetails]
+    host = "h"
+    username = "u"
+    password = "p"
+    """
+
 /// `[store] url` with PostgreSQL TLS parameters in a config file.
 @Suite struct StoreTLSConfigTests {
-    let base = """
-        kafka_url = "localhost:9094"
-        [remoteDetails]
-        host = "h"
-        username = "u"
-        password = "p"
-        [store]
-        """
+    let base = minimalConfig + "\n[store]"
 
     @Test func sslModeAndRootCertificateAreRead() throws {
         let config = try KafkaSyncConfig.parse(
