@@ -77,6 +77,7 @@ let package = Package(
             dependencies: [
                 "KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient",
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
