@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "KafkaSyncCore", targets: ["KafkaSyncCore"]),
         .library(name: "TransferStore", targets: ["TransferStore"]),
         .library(name: "SFTPClient", targets: ["SFTPClient"]),
+        .library(name: "Dashboard", targets: ["Dashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssh", from: "0.15.1"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -73,6 +75,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Dashboard",
+            dependencies: [
+                "KafkaSyncCore",
+                "TransferStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: [
                 "KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient",
@@ -87,6 +102,7 @@ let package = Package(
                 "KafkaSyncCore",
                 "TransferStore",
                 "SFTPClient",
+                "Dashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -98,7 +114,8 @@ let package = Package(
         // A second process writing to the store, for the concurrent-writers test.
         .executableTarget(name: "StoreWriter", dependencies: ["TransferStore"], path: "Tests/StoreWriter"),
         .testTarget(name: "KafkaSyncCoreTests", dependencies: ["KafkaSyncCore", "TestSupport"]),
-        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient", "TestSupport"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "KafkaSyncCore", "TransferStore", "TestSupport"]),
+        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient", "Dashboard", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
