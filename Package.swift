@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "KafkaSyncCore", targets: ["KafkaSyncCore"]),
         .library(name: "TransferStore", targets: ["TransferStore"]),
         .library(name: "SFTPClient", targets: ["SFTPClient"]),
+        .library(name: "Dashboard", targets: ["Dashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -24,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssh", from: "0.15.1"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
         .package(url: "https://github.com/apple/swift-async-algorithms", from: "1.1.4"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         .systemLibrary(
@@ -82,10 +84,24 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Dashboard",
+            dependencies: [
+                "KafkaSyncCore",
+                "TransferStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "TestSupport",
             dependencies: [
                 "KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient",
                 .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -96,6 +112,7 @@ let package = Package(
                 "KafkaSyncCore",
                 "TransferStore",
                 "SFTPClient",
+                "Dashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -108,7 +125,8 @@ let package = Package(
         // A second process writing to the store, for the concurrent-writers test.
         .executableTarget(name: "StoreWriter", dependencies: ["TransferStore"], path: "Tests/StoreWriter"),
         .testTarget(name: "KafkaSyncCoreTests", dependencies: ["KafkaSyncCore", "TestSupport"]),
-        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient", "TestSupport"]),
+        .testTarget(name: "DashboardTests", dependencies: ["Dashboard", "KafkaSyncCore", "TransferStore", "TestSupport"]),
+        .testTarget(name: "kafkasyncTests", dependencies: ["KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient", "Dashboard", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

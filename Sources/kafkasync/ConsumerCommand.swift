@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dashboard
 import Foundation
 import KafkaClient
 import KafkaSyncCore
@@ -37,11 +38,22 @@ struct ConsumerCommand: AsyncParsableCommand {
         let logger = Logger(label: "kafkasync.consumer") { LineLogHandler(label: $0, outputs: outputs, level: config.debugLevel) }
         let ending: ConsumerDaemon.Ending
         do {
-            ending = try await ConsumerApp.run(config, logger: logger) {
+            ending = try await ConsumerApp.run(config, logger: logger, plugins: { context in
+                // The HTTP server, unless `[http] listen = ""`.
+                let server = DashboardServer(context) { url in
+                    logger.notice("HTTP server listening", metadata: ["http.url": "\(url)"])
+                    printNow("dashboard: \(url)")
+                }
+                return server.map { [$0] } ?? []
+            }, onReady: {
                 printNow("✅ Kafka consumer is now listening for messages...")
-            }
+            })
         } catch let error as KafkaError {
             logger.critical("the consumer cannot run", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        } catch let error as DashboardServerError {
+            logger.critical("the HTTP server cannot run: set [http] listen to a free address, or \"\" for none",
+                            metadata: ["error": "\(error)"])
             throw ExitCode(1)
         } catch let error as StoreError {
             logger.critical("the transfer store cannot be opened", metadata: ["error": "\(error)"])

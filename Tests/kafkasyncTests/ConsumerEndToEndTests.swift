@@ -1,3 +1,4 @@
+import Dashboard
 import Foundation
 import KafkaClient
 import KafkaSyncCore
@@ -53,6 +54,37 @@ import Testing
                         "nothing left in staging")
                 let logins = fixture.server.log.components(separatedBy: "Accepted publickey").count - 1
                 #expect((1...4).contains(logins), "505 jobs over at most num_threads pooled connections, not \(logins)")
+                #expect(await consumer.stop(signal: SIGTERM) == 0)
+            }
+        }
+    }
+
+    @Test func theConsumerServesHealthAndStatusOnTheURLItPrints() async throws {
+        try await withConsumerFixture { fixture in
+            try fixture.server.serve("status.txt", Data("counted".utf8))
+            try await fixture.withConsumer { consumer, dashboard in
+                let url = try #require(dashboard, "no dashboard line")
+                #expect(url.hasPrefix("http://127.0.0.1:") && url.hasSuffix("/") && !url.hasSuffix(":0/"), "\(url)")
+                #expect(try await httpRequest(url + "healthz").status == 200)
+                #expect(try await httpRequest(url + "readyz").status == 200, "it printed that it listens: it has partitions")
+                try await fixture.publish([fixture.job("status.txt")])
+                let completed = try await withTimeout(.seconds(60), "the status to count the job") {
+                    while true {
+                        let status = try await httpRequest(url + "api/status").json(StatusResponse.self)
+                        if status.counts["completed"] == 1 { return status }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+                #expect(completed.counts.values.reduce(0, +) == 1)
+                #expect(await consumer.stop(signal: SIGTERM) == 0)
+            }
+        }
+    }
+
+    @Test func anEmptyListenStartsNoServer() async throws {
+        try await withConsumerFixture(httpConfig: "listen = \"\"") { fixture in
+            try await fixture.withConsumer { consumer, dashboard in
+                #expect(dashboard == nil)
                 #expect(await consumer.stop(signal: SIGTERM) == 0)
             }
         }

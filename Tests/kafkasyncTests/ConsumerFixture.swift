@@ -15,8 +15,11 @@ final class ConsumerFixture: Sendable {
     let configPath: String
     let producer: KafkaProducer
 
+    /// - Parameter httpConfig: the `[http]` table's body: by default a free loopback port, so that consumers of
+    ///   tests running at once never compete for one.
     init(server: SSHServerFixture, partitions: Int = 4, consumerConfig: String = "", remoteConfig: String? = nil,
-         extraConfig: String = "", kafkaProperties: [String: String] = [:]) throws {
+         httpConfig: String = "listen = \"127.0.0.1:0\"", extraConfig: String = "",
+         kafkaProperties: [String: String] = [:]) throws {
         self.server = server
         directory = try TemporaryDirectory(prefix: "kafkasync-e2e")
         topics = TopicNames(topic: KafkaFixtures.uniqueName("files"))
@@ -48,6 +51,9 @@ final class ConsumerFixture: Sendable {
             shutdown_grace = "20s"
             \(consumerConfig)
 
+            [http]
+            \(httpConfig)
+
             \(extraConfig)
             """)
         try EmbeddedBootstrapFile(configFile: configPath).write(bootstrapServers: cluster.bootstrapServers)
@@ -59,20 +65,41 @@ final class ConsumerFixture: Sendable {
 
     /// Starts `kafkasync consumer` and waits for its "listening" line.
     func startConsumer(environment: [String: String] = [:]) async throws -> BackgroundProcess {
+        try await launchConsumer(environment: environment).process
+    }
+
+    /// Starts `kafkasync consumer` and waits for its "listening" line; also returns the dashboard URL it printed
+    /// before (`dashboard: http://…/`), if any.
+    func launchConsumer(environment: [String: String] = [:]) async throws -> (process: BackgroundProcess, dashboard: String?) {
         let process = try BackgroundProcess(try kafkasyncExecutable(), ["consumer", "--config", configPath],
                                             environment: environment)
-        let line = try await withTimeout(.seconds(30), "the consumer to listen") { await process.nextLine() }
-        try #require(line?.contains("Kafka consumer is now listening for messages") == true,
-                     "the consumer did not start: \(process.stderr)")
-        return process
+        let dashboardPrefix = "dashboard: "
+        var dashboard: String?
+        // The HTTP server starts before the Kafka consumer: its line comes first.
+        while true {
+            let line = try await withTimeout(.seconds(30), "the consumer to listen") { await process.nextLine() }
+            if let line, line.hasPrefix(dashboardPrefix), dashboard == nil {
+                dashboard = String(line.dropFirst(dashboardPrefix.count))
+                continue
+            }
+            try #require(line?.contains("Kafka consumer is now listening for messages") == true,
+                         "the consumer did not start: \(process.stderr)")
+            return (process, dashboard)
+        }
     }
 
     /// Runs `body` with a started consumer and kills it afterwards if the body left it running; on a failure the
     /// consumer's log goes into the test's issues.
     func withConsumer(environment: [String: String] = [:], _ body: (BackgroundProcess) async throws -> Void) async throws {
-        let consumer = try await startConsumer(environment: environment)
+        try await withConsumer(environment: environment) { consumer, _ in try await body(consumer) }
+    }
+
+    /// ``withConsumer(environment:_:)`` with the dashboard URL the consumer printed, if any.
+    func withConsumer(environment: [String: String] = [:],
+                      _ body: (BackgroundProcess, _ dashboard: String?) async throws -> Void) async throws {
+        let (consumer, dashboard) = try await launchConsumer(environment: environment)
         do {
-            try await body(consumer)
+            try await body(consumer, dashboard)
             if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
         } catch {
             if consumer.isRunning { _ = await consumer.stop(signal: SIGKILL) }
@@ -145,11 +172,13 @@ final class ConsumerFixture: Sendable {
 
 /// Runs `body` with an sshd and a consumer fixture, cleaning both up.
 func withConsumerFixture(partitions: Int = 4, consumerConfig: String = "", remoteConfig: ((SSHServerFixture) -> String)? = nil,
-                         extraConfig: String = "", kafkaProperties: [String: String] = [:],
+                         httpConfig: String = "listen = \"127.0.0.1:0\"", extraConfig: String = "",
+                         kafkaProperties: [String: String] = [:],
                          _ body: (ConsumerFixture) async throws -> Void) async throws {
     try await withSSHServer { server in
         let fixture = try ConsumerFixture(server: server, partitions: partitions, consumerConfig: consumerConfig,
-                                          remoteConfig: remoteConfig?(server), extraConfig: extraConfig,
+                                          remoteConfig: remoteConfig?(server), httpConfig: httpConfig,
+                                          extraConfig: extraConfig,
                                           kafkaProperties: kafkaProperties)
         do {
             try await body(fixture)

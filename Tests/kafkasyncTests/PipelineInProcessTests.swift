@@ -26,9 +26,11 @@ import TransferStore
         }
     }
 
-    /// Runs the pipeline of the fixture's config while `body` runs, then shuts it down gracefully (unless the body
-    /// did already) and returns how it ended.
-    private func withPipeline(_ fixture: ConsumerFixture, _ body: @escaping @Sendable (Pipeline) async throws -> Void)
+    /// Runs the pipeline of the fixture's config, with the plug-ins `plugins` builds, while `body` runs, then shuts
+    /// it down gracefully (unless the body did already) and returns how it ended.
+    func withPipeline(_ fixture: ConsumerFixture,
+                      plugins: @escaping @Sendable (ConsumerContext) -> [any Service] = { _ in [] },
+                      _ body: @escaping @Sendable (Pipeline) async throws -> Void)
         async throws -> ConsumerDaemon.Ending
     {
         let config = try KafkaSyncConfig.load(path: fixture.configPath)
@@ -37,21 +39,16 @@ import TransferStore
         let outcomes = OutcomeLog()
         let (ready, becameReady) = AsyncStream.makeStream(of: Void.self)
         return try await withTransferStore(config.store.location, logger: logger) { [logger] store in
+            let readiness = ConsumerReadiness()
+            let context = ConsumerContext(config: config, store: store, readiness: readiness, logger: logger)
             let app = try ConsumerApp(config: config, bootstrapServers: fixture.cluster.bootstrapServers, store: store,
-                                      logger: logger, onReady: { becameReady.yield() },
-                                      onOutcome: outcomes.append)
+                                      logger: logger, plugins: plugins(context), readiness: readiness,
+                                      onReady: { becameReady.yield() }, onOutcome: outcomes.append)
             let group = app.serviceGroup(signals: [])
-            let running = Task { try await group.run() }
-            do {
+            try await withRunningGroup(group) {
                 try await withTimeout(.seconds(30), "partitions to be assigned") { for await _ in ready { return } }
                 try await body(Pipeline(app: app, group: group, outcomes: outcomes, fixture: fixture))
-            } catch {
-                running.cancel()
-                _ = try? await running.value
-                throw error
             }
-            await group.triggerGracefulShutdown()
-            try await withTimeout(.seconds(60), "the pipeline to stop") { try await running.value }
             return app.daemon.ending ?? .drained
         }
     }

@@ -14,9 +14,14 @@ import UnixSignals
 /// `onOutcome`), the Kafka consumer, the pipeline (``ConsumerDaemon``). So on shutdown the pipeline drains first,
 /// then the consumer commits and leaves the group, then the plug-ins stop, and the engines and the producer close
 /// last. The store and an embedded Kafka cluster are resources the whole group runs inside (``run(_:logger:plugins:onReady:)``).
+///
+/// Plug-ins see the consumer through a ``ConsumerContext``: the store, the ``ConsumerReadiness`` the pipeline keeps
+/// up to date, and `onOutcome`.
 public struct ConsumerApp: Sendable {
     /// The pipeline.
     public let daemon: ConsumerDaemon
+    /// The partitions the pipeline holds (shared with the plug-ins that report readiness).
+    public let readiness: ConsumerReadiness
     /// Every part, in start order.
     public let services: [ServiceGroupConfiguration.ServiceConfiguration]
     private let grace: Duration
@@ -25,11 +30,13 @@ public struct ConsumerApp: Sendable {
     /// Builds the parts over a store and the bootstrap servers.
     /// - Parameters:
     ///   - plugins: services that run beside the pipeline, inside the same lifecycle.
+    ///   - readiness: the value the pipeline keeps up to date with its partitions (pass the plug-ins' one).
     ///   - onReady: called once, when the consumer has its first partitions.
     ///   - onOutcome: called with every job's outcome.
     /// - Throws: ``KafkaError`` when the producer or the consumer cannot be created.
     public init(config: KafkaSyncConfig, bootstrapServers: String, store: any TransferStore, logger: Logger,
-                plugins: [any Service] = [], onReady: @escaping @Sendable () -> Void = {},
+                plugins: [any Service] = [], readiness: ConsumerReadiness = ConsumerReadiness(),
+                onReady: @escaping @Sendable () -> Void = {},
                 onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) throws(KafkaError) {
         let topics = config.topics
         let producer = try KafkaProducer(
@@ -50,7 +57,8 @@ public struct ConsumerApp: Sendable {
                                 publisher: OutcomePublisher(producer: producer, topics: topics, logger: logger),
                                 retryTopic: topics.retry, concurrency: config.consumer.concurrency,
                                 grace: config.consumer.shutdownGrace, logger: logger, onReady: onReady,
-                                onOutcome: onOutcome)
+                                readiness: readiness, onOutcome: onOutcome)
+        self.readiness = readiness
         services = [
             .init(service: OnShutdown { await producer.close() }, serviceName: "producer"),
             .init(service: OnShutdown { for engine in engines.values { await engine.shutdown() } }, serviceName: "engines"),
@@ -105,15 +113,21 @@ public struct ConsumerApp: Sendable {
 
     /// Builds and runs the consumer of `config`: hosts an embedded Kafka cluster when `kafka_url = "embedded"` and
     /// no `kafkasync broker` runs, opens the store, and runs the parts (``run()``).
-    public static func run(_ config: KafkaSyncConfig, logger: Logger, plugins: [any Service] = [],
+    /// - Parameters:
+    ///   - plugins: builds the plug-in services once the store is open (``ConsumerContext``).
+    ///   - onReady: called once, when the consumer has its first partitions.
+    public static func run(_ config: KafkaSyncConfig, logger: Logger,
+                           plugins: @escaping @Sendable (ConsumerContext) throws -> [any Service] = { _ in [] },
                            onReady: @escaping @Sendable () -> Void) async throws -> ConsumerDaemon.Ending {
         for folder in [config.locations.incompletes, config.locations.completes] {
             try? FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         }
         return try await withKafka(config, logger: logger) { bootstrapServers in
             try await withTransferStore(config.store.location, logger: logger) { store in
+                let readiness = ConsumerReadiness()
+                let context = ConsumerContext(config: config, store: store, readiness: readiness, logger: logger)
                 let app = try ConsumerApp(config: config, bootstrapServers: bootstrapServers, store: store, logger: logger,
-                                          plugins: plugins, onReady: onReady)
+                                          plugins: try plugins(context), readiness: readiness, onReady: onReady)
                 logger.info("starting", metadata: [
                     "kafka.bootstrap": "\(bootstrapServers)", "kafka.group": "\(config.kafka.groupID)",
                     "kafka.topics": "\([config.topics.jobs, config.topics.retry])",
@@ -155,6 +169,26 @@ public struct ConsumerApp: Sendable {
             // Topics may be managed elsewhere (no create permission); subscribing still works when they exist.
             logger.warning("could not make sure the topics exist", metadata: ["error": "\(error)"])
         }
+    }
+}
+
+/// What a plug-in service of the consumer sees of it (``ConsumerApp/run(_:logger:plugins:onReady:)``).
+public struct ConsumerContext: Sendable {
+    /// The loaded configuration.
+    public let config: KafkaSyncConfig
+    /// The open store; it stays open until every service has stopped.
+    public let store: any TransferStore
+    /// The partitions the pipeline holds.
+    public let readiness: ConsumerReadiness
+    /// The consumer's logger.
+    public let logger: Logger
+
+    /// A context (in-process tests build one around their own store).
+    public init(config: KafkaSyncConfig, store: any TransferStore, readiness: ConsumerReadiness, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.readiness = readiness
+        self.logger = logger
     }
 }
 

@@ -111,8 +111,8 @@ struct ConfigLoader {
     var warnings: [ConfigWarning] = []
 
     static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations",
-                                "store", "consumer"]
-    static let laterTables = ["http", "s3", "watch"]
+                                "store", "consumer", "http"]
+    static let laterTables = ["s3", "watch"]
     static let integerKeys: Set<String> = ["num_threads", "consumer.concurrency", "consumer.max_attempts",
                                            "consumer.max_entries"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
@@ -144,13 +144,14 @@ struct ConfigLoader {
         let locations = locationsValue(root["locations"])
         let store = storeSettings(root["store"])
         let consumer = consumerSettings(root["consumer"])
+        let http = httpSettings(root["http"])
         guard let kafkaURL, let numThreads, let debugLevel, let defaultRemote, let locations, let store,
-              let consumer else {
+              let consumer, let http else {
             return nil
         }
         return KafkaSyncConfig(kafkaURL: kafkaURL, numThreads: numThreads, debugLevel: debugLevel, kafka: kafka,
                                defaultRemote: defaultRemote, remotes: remotes, locations: locations, store: store,
-                               consumer: consumer, configFile: configFile, warnings: warnings)
+                               consumer: consumer, http: http, configFile: configFile, warnings: warnings)
     }
 
     // MARK: Top level
@@ -201,12 +202,7 @@ struct ConfigLoader {
 
     mutating func kafkaSettings(_ node: TOMLNode?) -> KafkaSettings {
         var settings = KafkaSettings()
-        var table: [String: TOMLNode] = [:]
-        switch node {
-        case .table(let values)?: table = values
-        case let other?: wrongType("kafka", other, expected: "a table [kafka]")
-        case nil: break
-        }
+        let table = self.table("kafka", node) ?? [:]
         warnUnknown(table, known: ["topic", "group_id", "properties"], table: "kafka")
         let topicExpected = "a Kafka topic name: 1-249 characters of A-Z a-z 0-9 . _ -"
         let topicSource = override("topic", table["topic"], table: "kafka")
@@ -263,12 +259,7 @@ struct ConfigLoader {
     }
 
     mutating func locationsValue(_ node: TOMLNode?) -> Locations? {
-        var table: [String: TOMLNode] = [:]
-        switch node {
-        case .table(let values)?: table = values
-        case let other?: wrongType("locations", other, expected: "a table [locations]")
-        case nil: break
-        }
+        let table = self.table("locations", node) ?? [:]
         let defaults = [("incompletes", "./incompletes/"), ("completes", "./completes/"), ("quarantine", "./quarantine/")]
         warnUnknown(table, known: defaults.map(\.0), table: "locations")
         var paths: [String] = []
@@ -288,14 +279,7 @@ struct ConfigLoader {
     }
 
     mutating func storeSettings(_ node: TOMLNode?) -> StoreSettings? {
-        var table: [String: TOMLNode] = [:]
-        switch node {
-        case .table(let values)?: table = values
-        case let other?:
-            wrongType("store", other, expected: "a table [store]")
-            return nil
-        case nil: break
-        }
+        guard let table = self.table("store", node) else { return nil }
         warnUnknown(table, known: ["url", "password", "password_env", "password_file"], table: "store")
         let expected = "sqlite://PATH or postgres://USER@HOST[:PORT]/DATABASE"
         let sourced: Sourced = ("store.url", table["url"] ?? .string(StoreSettings.defaultURL))
@@ -313,14 +297,7 @@ struct ConfigLoader {
 
     mutating func consumerSettings(_ node: TOMLNode?) -> ConsumerSettings? {
         var settings = ConsumerSettings()
-        var table: [String: TOMLNode] = [:]
-        switch node {
-        case .table(let values)?: table = values
-        case let other?:
-            wrongType("consumer", other, expected: "a table [consumer]")
-            return nil
-        case nil: break
-        }
+        guard let table = self.table("consumer", node) else { return nil }
         let issuesBefore = issues.count
         warnUnknown(table, known: ["concurrency", "max_attempts", "backoff_initial", "backoff_max", "shutdown_grace",
                                    "on_conflict", "log_file", "log_format", "segment_threshold", "max_entries"],
@@ -358,6 +335,38 @@ struct ConfigLoader {
         if issues.count == issuesBefore && settings.backoffMax < settings.backoffInitial {
             issues.append(ConfigIssue(.conflict, key: "consumer.backoff_max", value: "\"\(settings.backoffMax)\"",
                                       expected: "at least consumer.backoff_initial"))
+        }
+        return issues.count == issuesBefore ? settings : nil
+    }
+
+    /// `[http]`: `listen` (`KAFKASYNC_HTTP_LISTEN` overrides it) and the token, from one of `token_env` and
+    /// `token_file`. Anything but a loopback address needs the token: the API would be open to the network.
+    mutating func httpSettings(_ node: TOMLNode?) -> HTTPSettings? {
+        var settings = HTTPSettings()
+        guard let table = self.table("http", node) else { return nil }
+        let issuesBefore = issues.count
+        warnUnknown(table, known: ["listen", "token_env", "token_file"], table: "http")
+        let listen = override("listen", table["listen"], table: "http")
+        if listen.value != nil, let text = string(listen, expected: ListenAddress.expected) {
+            do {
+                settings.listen = text.isEmpty ? nil : try ListenAddress(text)
+            } catch {
+                issues.append(ConfigIssue(.invalidValue, key: listen.key, value: "\"\(text)\"", expected: ListenAddress.expected))
+            }
+        }
+        let sources = ["token_env", "token_file"].filter { table[$0] != nil }
+        if sources.count > 1 {
+            issues.append(ConfigIssue(.conflict, key: "http.token_file", value: "<redacted>",
+                                      expected: "only one of token_env, token_file"))
+        } else if let source = sources.first, let (token, origin) = secret(table, key: "http", name: source, what: "token") {
+            settings.token = token
+            settings.tokenSource = origin
+        }
+        if issues.count == issuesBefore, let address = settings.listen, !address.isLoopback, settings.token == nil {
+            issues.append(ConfigIssue(.invalidValue, key: listen.key, value: "\"\(address)\"", expected: """
+                a loopback address (127.0.0.1, ::1 or localhost), unless http.token_env or http.token_file sets the \
+                token the API then requires
+                """))
         }
         return issues.count == issuesBefore ? settings : nil
     }
@@ -493,8 +502,9 @@ struct ConfigLoader {
         return (secret, origin)
     }
 
-    /// Resolves `password`, `*_env` or `*_file` into a secret. Never puts the secret into an issue.
-    mutating func secret(_ table: [String: TOMLNode], key: String, name: String) -> (Secret, SecretSource)? {
+    /// Resolves `password`, `*_env` or `*_file` into a secret (`what`, for errors). Never puts the secret into an issue.
+    mutating func secret(_ table: [String: TOMLNode], key: String, name: String,
+                         what: String = "password") -> (Secret, SecretSource)? {
         let dotted = key + "." + name
         guard case .string(let text)? = table[name] else {
             wrongType(dotted, table[name]!, expected: "a string", secret: name == "password")
@@ -515,12 +525,12 @@ struct ConfigLoader {
             }
             return (Secret(value), .environment(key: name, variable: text))
         }
-        guard let path = readableFile(table, key: key, name: name, what: "a file holding the password") else { return nil }
+        guard let path = readableFile(table, key: key, name: name, what: "a file holding the \(what)") else { return nil }
         let contents = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let value = contents.hasSuffix("\r\n") ? String(contents.dropLast(2))
             : contents.hasSuffix("\n") ? String(contents.dropLast()) : contents
         guard !value.isEmpty else {
-            issues.append(ConfigIssue(.invalidValue, key: dotted, value: "\"\(text)\"", expected: "a file holding a non-empty password"))
+            issues.append(ConfigIssue(.invalidValue, key: dotted, value: "\"\(text)\"", expected: "a file holding a non-empty \(what)"))
             return nil
         }
         return (Secret(value), .file(key: name, path: path))
@@ -540,6 +550,17 @@ struct ConfigLoader {
     }
 
     // MARK: Typed values
+
+    /// The keys of the table `[name]`: empty when it is absent; `nil` (and an issue) when `name` is not a table.
+    mutating func table(_ name: String, _ node: TOMLNode?) -> [String: TOMLNode]? {
+        switch node {
+        case .table(let values)?: return values
+        case let other?:
+            wrongType(name, other, expected: "a table [\(name)]")
+            return nil
+        case nil: return [:]
+        }
+    }
 
     mutating func string(_ sourced: Sourced, expected: String) -> String? {
         switch sourced.value {

@@ -24,6 +24,8 @@ public struct KafkaSyncConfig: Sendable, Equatable {
     public var store: StoreSettings
     /// `[consumer]`.
     public var consumer: ConsumerSettings
+    /// `[http]`.
+    public var http: HTTPSettings
     /// The absolute path of the file this was loaded from.
     public var configFile: String
     /// Remarks that did not stop loading (unknown keys, unused tables).
@@ -202,3 +204,60 @@ public struct StoreSettings: Sendable, Equatable {
     /// Where the PostgreSQL password came from.
     public var passwordSource: SecretSource?
 }
+
+/// `[http]`: the consumer's HTTP server (health, the JSON API).
+public struct HTTPSettings: Sendable, Equatable {
+    /// The default `listen`: loopback only.
+    public static let defaultListen = "127.0.0.1:8080"
+
+    /// `listen`: where the server listens; `nil` when set to `""` (no server).
+    public var listen: ListenAddress? = try? ListenAddress(defaultListen)
+    /// The bearer token the API requires, from `token_env` or `token_file`; `nil` when neither is set.
+    public var token: Secret?
+    /// Where the token came from.
+    public var tokenSource: SecretSource?
+}
+
+/// A `host:port` to listen on: an IPv4 address, `[IPv6]` or a host name, and a port 0-65535 (0: any free port).
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    /// The expected form, for errors.
+    static let expected = """
+        "HOST:PORT" with a port 0-65535, like "127.0.0.1:8080" or "[::1]:8080", or "" for no HTTP server
+        """
+
+    /// The address or host name, without brackets.
+    public var host: String
+    /// The port; 0 lets the system choose.
+    public var port: Int
+
+    /// An address built in code (tests).
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port` or `[v6]:port`.
+    /// - Throws: ``ListenAddressError`` when the text is not of that form.
+    public init(_ text: String) throws(ListenAddressError) {
+        guard let (host, port) = splitHostPort(text), let port, (0...65535).contains(port), !host.isEmpty,
+              host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:".contains($0)) }),
+              !host.contains(":") || text.hasPrefix("[") else {
+            throw ListenAddressError()
+        }
+        self.host = host
+        self.port = port
+    }
+
+    /// Whether only this machine can connect: `localhost`, 127.0.0.0/8 or `::1`.
+    public var isLoopback: Bool {
+        if host == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
+    }
+
+    /// `host:port`, with brackets around an IPv6 address.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// The text given for a ``ListenAddress`` is not `host:port`.
+public struct ListenAddressError: Error, Sendable {}

@@ -30,6 +30,8 @@ extension KafkaSyncConfig {
                   "on_conflict = \(quoted(consumer.onConflict.rawValue))",
                   "log_file = \(quoted(consumer.logFile ?? ""))", "log_format = \(quoted(consumer.logFormat.rawValue))",
                   "segment_threshold = \(consumer.segmentThreshold)", "max_entries = \(consumer.maxEntries)"]
+        lines += ["", "[http]", "listen = \(quoted(http.listen?.description ?? ""))"]
+        if let source = http.tokenSource { lines.append("token = <redacted> (\(source))") }
         return lines.joined(separator: "\n")
     }
 

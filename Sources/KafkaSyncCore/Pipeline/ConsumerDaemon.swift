@@ -32,6 +32,7 @@ public final class ConsumerDaemon: Service {
     private let grace: Duration
     private let logger: Logger
     private let onReady: @Sendable () -> Void
+    private let readiness: ConsumerReadiness
     private let onOutcome: @Sendable (Outcome) -> Void
     private let running = Atomic<Int>(0)
     private let paused = Mutex<[TopicPartition: Int]>([:])
@@ -41,9 +42,11 @@ public final class ConsumerDaemon: Service {
     /// - Parameters:
     ///   - grace: the service group's graceful shutdown limit, to tell its cancellation from an abort.
     ///   - onReady: called once, when the first partitions are assigned.
+    ///   - readiness: kept up to date with the partitions assigned; emptied when the run ends.
     ///   - onOutcome: called with every outcome before it is published (for whatever watches the pipeline).
     public init(consumer: KafkaConsumer, processor: JobProcessor, publisher: OutcomePublisher, retryTopic: String,
                 concurrency: Int, grace: Duration, logger: Logger, onReady: @escaping @Sendable () -> Void = {},
+                readiness: ConsumerReadiness = ConsumerReadiness(),
                 onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) {
         self.consumer = consumer
         self.processor = processor
@@ -53,6 +56,7 @@ public final class ConsumerDaemon: Service {
         self.grace = grace
         self.logger = logger
         self.onReady = onReady
+        self.readiness = readiness
         self.onOutcome = onOutcome
     }
 
@@ -97,6 +101,7 @@ public final class ConsumerDaemon: Service {
         } else {
             ending = .drained
         }
+        readiness.reset()
         shutdown.withLock { $0.ending = ending }
     }
 
@@ -174,19 +179,22 @@ public final class ConsumerDaemon: Service {
         await work.send(.due(message))
     }
 
-    /// Logs assignments and revocations; calls `onReady` at the first assignment.
+    /// Logs assignments and revocations and keeps ``ConsumerReadiness`` up to date; calls `onReady` at the first
+    /// assignment.
     private func watchPartitions() async {
         var ready = false
         for await event in consumer.events {
             switch event {
             case .partitionsAssigned(let partitions):
                 logger.info("partitions assigned", metadata: ["kafka.partitions": "\(partitions.map(\.description).sorted())"])
+                readiness.assign(partitions)
                 if !ready {
                     ready = true
                     onReady()
                 }
             case .partitionsRevoked(let partitions):
                 logger.info("partitions revoked", metadata: ["kafka.partitions": "\(partitions.map(\.description).sorted())"])
+                readiness.revoke(partitions)
             }
         }
     }
