@@ -36,6 +36,8 @@ public func httpRequest(_ url: String, method: String = "GET", headers: [String:
     guard let target = URL(string: url) else { throw URLError(.badURL) }
     var request = URLRequest(url: target, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
     request.httpMethod = method
+    // No idle keep-alive connection outlives the request: a server's graceful shutdown need not wait for one.
+    request.setValue("close", forHTTPHeaderField: "Connection")
     for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
     request.httpBody = body
     let (data, response) = try await session.data(for: request)
