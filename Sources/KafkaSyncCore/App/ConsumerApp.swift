@@ -10,8 +10,8 @@ import UnixSignals
 /// build the same parts against their own cluster and store.
 ///
 /// Start order (shutdown is the reverse): the producer, the engines, the plug-ins (an HTTP server, an uploader:
-/// services that see the pipeline through ``ConsumerDaemon/init(consumer:processor:publisher:retryTopic:concurrency:grace:logger:onReady:onOutcome:)``'s
-/// `onOutcome`), the Kafka consumer, the pipeline (``ConsumerDaemon``). So on shutdown the pipeline drains first,
+/// services that see the pipeline through `onOutcome` and the ``ConsumerContext``), the Kafka consumer, the
+/// pipeline (``ConsumerDaemon``). So on shutdown the pipeline drains first,
 /// then the consumer commits and leaves the group, then the plug-ins stop, and the engines and the producer close
 /// last. The store and an embedded Kafka cluster are resources the whole group runs inside (``run(_:logger:plugins:onReady:)``).
 ///
