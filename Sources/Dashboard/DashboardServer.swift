@@ -50,8 +50,7 @@ public struct DashboardServer: Service {
                                      logger: logger)
         let address = configuration.address
         self.address = address
-        let idle = TimeAmount.nanoseconds(Int64(configuration.idleTimeout.components.seconds) * 1_000_000_000
-                                          + configuration.idleTimeout.components.attoseconds / 1_000_000_000)
+        let idle = TimeAmount(configuration.idleTimeout)
         application = Application(
             router: routes.router(configuration),
             server: .http1(configuration: .init(
