@@ -56,6 +56,41 @@ public enum KafkaFixtures {
         return try await body()
     }
 
+    /// Waits until broker `brokerID`'s port (its place in `bootstrapServers`) can be bound again as the mock cluster
+    /// binds it (`SO_REUSEADDR`), so that bringing the broker up cannot hit the mock's assertion that its listener
+    /// was created (which aborts the test process); a port still taken after `limit` fails the test instead, naming
+    /// the sockets that hold it.
+    public static func waitUntilBindable(_ cluster: EmbeddedKafkaCluster, brokerID: Int,
+                                         within limit: Duration = .seconds(30)) async throws {
+        let ports = cluster.bootstrapServers.split(separator: ",").compactMap { $0.split(separator: ":").last.flatMap { UInt16($0) } }
+        guard brokerID >= 1 && brokerID <= ports.count else { return }
+        let port = ports[brokerID - 1]
+        let deadline = ContinuousClock.now + limit
+        while !canBind(port) {
+            guard ContinuousClock.now < deadline else {
+                let holders = (try? await runProcess("ss", ["-tanp"]))?.stdout.split(separator: "\n")
+                    .filter { $0.contains(":\(port) ") }.joined(separator: "\n") ?? ""
+                throw FixtureUnavailable(what: "port \(port) of broker \(brokerID) is still taken:\n\(holders)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private static func canBind(_ port: UInt16) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var on: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
     /// A consumer on `cluster` with test-friendly timeouts.
     public static func consumer(_ cluster: EmbeddedKafkaCluster, group: String, topics: [String],
                                 bufferCapacity: Int = 256) throws -> KafkaConsumer {

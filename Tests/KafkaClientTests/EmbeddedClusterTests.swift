@@ -121,6 +121,7 @@ import Testing
             var done: [KafkaDeliveryReport] = []
             while done.count < 10, let report = try await group.next() { done.append(report) }
             #expect(done.allSatisfy { $0.partition != 1 })
+            try await KafkaFixtures.waitUntilBindable(cluster, brokerID: 2)
             try cluster.setBrokerUp(2)
             while let report = try await group.next() { done.append(report) }
             return done
