@@ -25,7 +25,7 @@ import TransferStore
             let server = DashboardServer(
                 configuration: .init(address: ListenAddress(host: "127.0.0.1", port: 0), token: token),
                 store: store, readiness: readiness, logger: logger) { listening.yield($0) }
-            try await withRunningGroup(ServiceGroup(services: [server], logger: logger), stopWithin: .seconds(10)) {
+            try await withRunningGroup(ServiceGroup(services: [server], logger: logger)) {
                 let url = try await withTimeout(.seconds(10), "the server to listen") {
                     for await url in urls { return url }
                     throw CancellationError()
