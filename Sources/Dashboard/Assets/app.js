@@ -133,7 +133,7 @@ function runningRow(jobID) {
   if (runningRows.size >= LIMITS.running) return null;
   entry = {
     name: el('td'), remote: el('td'), progress: el('progress'), text: el('span', { class: 'muted' }),
-    rate: el('td'), eta: el('td'), attempt: el('td'), sample: null, rateValue: null,
+    rate: el('td'), eta: el('td'), attempt: el('td'), sample: null, rateValue: null, total: null,
   };
   entry.row = el('tr', { 'data-job-id': jobID }, entry.name, entry.remote,
     el('td', { class: 'progress' }, entry.progress, entry.text), entry.rate, entry.eta, entry.attempt);
@@ -151,7 +151,8 @@ function removeRunning(jobID) {
   $('running-empty').hidden = runningRows.size > 0;
 }
 
-// Fills a running row from a RunningTransfer or an Event; the rate is the server's or measured between events.
+// Fills a running row from a RunningTransfer or an Event (progress events carry bytes only: the total is the one
+// seen last); the rate is the server's or measured between events.
 function updateRunning(t, time) {
   if (!t || typeof t.job_id !== 'string') return;
   const entry = runningRow(t.job_id);
@@ -159,8 +160,11 @@ function updateRunning(t, time) {
   if (t.name !== undefined) entry.name.textContent = t.name;
   if (t.remote !== undefined) entry.remote.textContent = t.remote;
   if (t.attempt !== undefined) entry.attempt.textContent = String(t.attempt);
-  const done = typeof t.bytes === 'number' ? t.bytes : null;
-  const total = typeof t.total === 'number' && t.total > 0 ? t.total : null;
+  let done = typeof t.bytes === 'number' ? t.bytes : null;
+  // The store's row (a status fetch, no time) may lag behind the events: never move the bar back for it.
+  if (done !== null && time === null && entry.sample && entry.sample.bytes > done) done = entry.sample.bytes;
+  if (typeof t.total === 'number' && t.total > 0) entry.total = t.total;
+  const total = entry.total;
   if (done !== null) {
     entry.progress.dataset.bytes = String(done);
     if (total !== null) { entry.progress.max = total; entry.progress.value = Math.min(done, total); }
@@ -496,7 +500,11 @@ function onEvent(type, message) {
   try { event = JSON.parse(message.data); } catch { return; }
   if (!event || typeof event.job_id !== 'string') return;
   switch (type) {
-    case 'started': updateRunning({ ...event, bytes: event.bytes ?? 0 }, event.time); refreshQueue(); break;
+    case 'started':
+      removeRunning(event.job_id); // a new attempt starts from zero
+      updateRunning({ ...event, bytes: event.bytes ?? 0 }, event.time);
+      refreshQueue();
+      break;
     case 'progress': updateRunning(event, event.time); return; // counts do not change
     case 'completed': removeRunning(event.job_id); bumpActivity(event); break;
     case 'skipped': removeRunning(event.job_id); break;
