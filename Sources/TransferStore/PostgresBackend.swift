@@ -93,9 +93,17 @@ final class PostgresBackend: SQLBackend {
         }
     }
 
-    func execute(_ statement: SQLStatement) async throws {
+    func execute(_ statements: [SQLStatement]) async throws {
         do {
-            try await client.query(Self.query(statement), logger: logger).consume()
+            if statements.count == 1 {
+                try await client.query(Self.query(statements[0]), logger: logger).consume()
+                return
+            }
+            try await client.withTransaction(logger: logger) { connection in
+                for statement in statements {
+                    try await connection.query(Self.query(statement), logger: logger).consume()
+                }
+            }
         } catch {
             throw mapped(error, doing: "writing")
         }

@@ -25,8 +25,8 @@ struct SQLStatement: Sendable {
 protocol SQLBackend: Sendable {
     /// Applies ``TransferSQL/migrations`` not applied yet, safely when several processes start at once.
     func migrate() async throws
-    /// Runs a statement that returns no rows.
-    func execute(_ statement: SQLStatement) async throws
+    /// Runs statements that return no rows, in one transaction.
+    func execute(_ statements: [SQLStatement]) async throws
     /// Runs a query and returns its rows, columns in select order.
     func fetch(_ statement: SQLStatement) async throws -> [[SQLValue]]
     /// Keeps connections alive until cancelled (PostgreSQL's pool); returns at once where nothing runs.
@@ -70,6 +70,22 @@ enum TransferSQL {
             "CREATE INDEX transfers_status_updated_at ON transfers (status, updated_at)",
             "CREATE INDEX transfers_finished_at ON transfers (finished_at)",
         ]),
+        // One row per attempt of a job, for its lineage: written with the transfer's own row.
+        (2, [
+            """
+            CREATE TABLE transfer_attempts (
+                job_id TEXT NOT NULL,
+                attempt BIGINT NOT NULL,
+                outcome TEXT NOT NULL,
+                started_at BIGINT,
+                finished_at BIGINT,
+                worker_host TEXT,
+                error_class TEXT,
+                error_message TEXT,
+                PRIMARY KEY (job_id, attempt)
+            )
+            """,
+        ]),
     ]
 
     static let columns = [
@@ -92,6 +108,44 @@ enum TransferSQL {
             VALUES \(Array(repeating: row, count: latest.count).joined(separator: ", ")) \
             ON CONFLICT (job_id) DO UPDATE SET \(updates)
             """, arguments: latest.flatMap(values))
+    }
+
+    /// The attempt rows of records that started an attempt: the attempt's outcome so far (its status), replaced
+    /// as the record moves on. Nil when no record started one.
+    static func upsertAttempts(_ records: [TransferRecord]) -> SQLStatement? {
+        var seen = Set<String>()
+        let latest = records.reversed().filter { $0.attempts > 0 && $0.status != .queued }
+            .filter { seen.insert("\($0.jobID) \($0.attempts)").inserted }.reversed()
+        guard !latest.isEmpty else { return nil }
+        let names = attemptColumns.joined(separator: ", ")
+        let row = "(\(Array(repeating: "?", count: attemptColumns.count).joined(separator: ", ")))"
+        let updates = attemptColumns.dropFirst(2).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        return SQLStatement(sql: """
+            INSERT INTO transfer_attempts (\(names)) VALUES \(Array(repeating: row, count: latest.count).joined(separator: ", ")) \
+            ON CONFLICT (job_id, attempt) DO UPDATE SET \(updates)
+            """, arguments: latest.flatMap { r -> [SQLValue] in
+                let final = r.status.isFinal || r.status == .retrying
+                return [.text(r.jobID), .integer(Int64(r.attempts)), .text(r.status.rawValue), .init(r.startedAt),
+                        .init(final ? r.finishedAt ?? r.updatedAt : nil), .init(r.workerHost),
+                        .init(r.status == .completed ? nil : r.errorClass),
+                        .init(r.status == .completed ? nil : r.errorMessage)]
+            })
+    }
+
+    static let attemptColumns = [
+        "job_id", "attempt", "outcome", "started_at", "finished_at", "worker_host", "error_class", "error_message",
+    ]
+
+    static func attempts(jobID: String) -> SQLStatement {
+        SQLStatement(sql: "SELECT \(attemptColumns.joined(separator: ", ")) FROM transfer_attempts WHERE job_id = ? ORDER BY attempt",
+                     arguments: [.text(jobID)])
+    }
+
+    static func attempt(_ row: [SQLValue]) -> TransferAttempt? {
+        guard row.count == attemptColumns.count, let attempt = row[1].integer, let outcome = row[2].text,
+              let status = TransferStatus(rawValue: outcome) else { return nil }
+        return TransferAttempt(attempt: Int(attempt), outcome: status, startedAt: row[3].date, finishedAt: row[4].date,
+                               workerHost: row[5].text, errorClass: row[6].text, errorMessage: row[7].text)
     }
 
     static func record(jobID: String) -> SQLStatement {
@@ -127,6 +181,11 @@ enum TransferSQL {
             let escaped = text.lowercased().replacingOccurrences(of: "\\", with: "\\\\")
                 .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
             arguments.append(.text("%\(escaped)%"))
+        }
+        if let after = query.after {
+            // Keyset paging in the list's order (received_at DESC, job_id): stable while new jobs arrive.
+            conditions.append("(received_at < ? OR (received_at = ? AND job_id > ?))")
+            arguments += [.init(after.receivedAt), .init(after.receivedAt), .text(after.jobID)]
         }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
         arguments += [.integer(Int64(max(0, query.limit))), .integer(Int64(max(0, query.offset)))]

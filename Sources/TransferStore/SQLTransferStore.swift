@@ -1,4 +1,5 @@
 import AsyncSupport
+import CoreMetrics
 import Foundation
 import Logging
 
@@ -12,7 +13,12 @@ public final class SQLTransferStore: TransferStore {
         self.backend = backend
         saves = GroupCommit(batchLimit: 50) { records in
             do throws(StoreError) {
-                return .success(try await Self.perform { try await backend.execute(TransferSQL.upsert(records)) })
+                let statements = [TransferSQL.upsert(records)] + [TransferSQL.upsertAttempts(records)].compactMap { $0 }
+                let started = ContinuousClock.now
+                defer {
+                    Timer(label: "kafkasync_store_write_seconds").recordNanoseconds((ContinuousClock.now - started).wholeNanoseconds)
+                }
+                return .success(try await Self.perform { try await backend.execute(statements) })
             } catch {
                 return .failure(error)
             }
@@ -55,8 +61,13 @@ public final class SQLTransferStore: TransferStore {
 
     public func updateProgress(jobID: String, bytesTransferred: Int64, at time: Date) async throws(StoreError) {
         try await Self.perform {
-            try await backend.execute(TransferSQL.progress(jobID: jobID, bytesTransferred: bytesTransferred, at: time))
+            try await backend.execute([TransferSQL.progress(jobID: jobID, bytesTransferred: bytesTransferred, at: time)])
         }
+    }
+
+    public func attempts(jobID: String) async throws(StoreError) -> [TransferAttempt] {
+        let rows = try await Self.perform { try await backend.fetch(TransferSQL.attempts(jobID: jobID)) }
+        return rows.compactMap(TransferSQL.attempt)
     }
 
     public func records(matching query: TransferQuery) async throws(StoreError) -> [TransferRecord] {

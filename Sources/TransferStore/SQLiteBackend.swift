@@ -44,10 +44,12 @@ final class SQLiteBackend: SQLBackend {
         }
     }
 
-    func execute(_ statement: SQLStatement) async throws {
+    func execute(_ statements: [SQLStatement]) async throws {
         try await pool.write { db in
             // Statements are few and repeated per job: prepare each once per connection.
-            try db.cachedStatement(sql: statement.sql).execute(arguments: Self.arguments(statement))
+            for statement in statements {
+                try db.cachedStatement(sql: statement.sql).execute(arguments: Self.arguments(statement))
+            }
         }
     }
 

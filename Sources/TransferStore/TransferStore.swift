@@ -11,6 +11,8 @@ public protocol TransferStore: Sendable {
     func save(_ record: TransferRecord) async throws(StoreError)
     /// The record of a job id (the idempotency lookup).
     func record(jobID: String) async throws(StoreError) -> TransferRecord?
+    /// Every attempt of a job, first to last (its lineage); saving a record writes its attempt too.
+    func attempts(jobID: String) async throws(StoreError) -> [TransferAttempt]
     /// Moves a running transfer's byte count forward. Callers throttle with ``ProgressThrottle``.
     func updateProgress(jobID: String, bytesTransferred: Int64, at time: Date) async throws(StoreError)
     /// The records matching a query, newest first.

@@ -36,13 +36,15 @@ struct ConsumerCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let logger = Logger(label: "kafkasync.consumer") { LineLogHandler(label: $0, outputs: outputs, level: config.debugLevel) }
+        let metrics = PrometheusMetrics.bootstrap()
         let ending: ConsumerDaemon.Ending
         do {
             ending = try await ConsumerApp.run(config, logger: logger, plugins: { context in
+                _ = ConsumerMetrics(config: config, events: context.events)
                 // The HTTP server, unless `[http] listen = ""`.
-                let server = DashboardServer(context) { url in
+                let server = try DashboardServer(context, metrics: metrics.render) { url, page in
                     logger.notice("HTTP server listening", metadata: ["http.url": "\(url)"])
-                    printNow("dashboard: \(url)")
+                    printNow("dashboard: \(page)")
                 }
                 return server.map { [$0] } ?? []
             }, onReady: {

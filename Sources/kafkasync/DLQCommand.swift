@@ -56,16 +56,14 @@ struct DLQCommand: AsyncParsableCommand {
         func run() async throws {
             let config = try options.load()
             let letters = try await readDeadLetters(config)
-            let chosen = all ? letters : letters.filter { id.contains($0.position) || $0.jobID.map(id.contains) == true }
-            let unknown = id.filter { wanted in !letters.contains { $0.position == wanted || $0.jobID == wanted } }
+            let (chosen, unknown) = all ? (letters, []) : DeadLetter.select(letters, ids: id)
             for wanted in unknown { printError("kafkasync: no dead letter has position or job id \(wanted)") }
             let producer = try KafkaProducer(configuration: try config.producerConfiguration(sendingTo: [config.topics.jobs]),
                                              logger: makeLogger("kafkasync.dlq", level: .error))
             var sent = 0
             for letter in chosen {
                 do {
-                    let report = try await producer.send(KafkaOutgoingMessage(topic: config.topics.jobs, key: letter.key,
-                                                                             value: letter.value))
+                    let report = try await letter.replay(through: producer, to: config.topics.jobs)
                     printNow("✅ replayed \(letter.position) \(letter.name ?? "") to \(report.topic) partition \(report.partition) offset \(report.offset)")
                     sent += 1
                 } catch {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import KafkaSyncCore
 
 /// `kafkasync`: the command line. Each subcommand parses its arguments and hands over to the libraries.
 @main
@@ -6,6 +7,8 @@ struct KafkaSyncCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kafkasync",
         abstract: "Event-driven file synchronization: jobs on Kafka, files from SFTP, atomically into place.",
-        subcommands: [ConsumerCommand.self, ProducerCommand.self, DLQCommand.self, BrokerCommand.self, GetCommand.self, HistoryCommand.self, StatusCommand.self, ConfigCommand.self]
+        version: BuildInfo.description,
+        subcommands: [ConsumerCommand.self, DashboardCommand.self, ProducerCommand.self, DLQCommand.self, BrokerCommand.self,
+                      GetCommand.self, HistoryCommand.self, StatusCommand.self, ConfigCommand.self]
     )
 }

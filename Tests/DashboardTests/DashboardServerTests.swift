@@ -24,7 +24,7 @@ import TransferStore
             let (urls, listening) = AsyncStream.makeStream(of: String.self)
             let server = DashboardServer(
                 configuration: .init(address: ListenAddress(host: "127.0.0.1", port: 0), token: token),
-                store: store, readiness: readiness, logger: logger) { listening.yield($0) }
+                store: store, readiness: readiness, logger: logger) { url, _ in listening.yield(url) }
             try await withRunningGroup(ServiceGroup(services: [server], logger: logger)) {
                 let url = try await withTimeout(.seconds(10), "the server to listen") {
                     for await url in urls { return url }

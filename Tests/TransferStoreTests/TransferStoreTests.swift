@@ -204,6 +204,60 @@ import Testing
     }
 
     @Test(arguments: StoreBackendKind.allCases)
+    func keysetPagesStayStableWhileNewerTransfersArrive(_ kind: StoreBackendKind) async throws {
+        try await withFreshStore(kind) { store, _ in
+            // Two transfers received in the same millisecond: the job id breaks the tie.
+            for (id, seconds) in [("a", 0.0), ("b", 60), ("c", 60), ("d", 120), ("e", 180)] {
+                try await store.save(record(id, .completed, at: t0.addingTimeInterval(seconds)))
+            }
+            let first = try await store.records(matching: TransferQuery(limit: 2))
+            #expect(first.map(\.jobID) == ["e", "d"])
+            // A newer transfer arrives between two pages: the next page does not repeat or skip anything.
+            try await store.save(record("f", .running, at: t0.addingTimeInterval(240)))
+            let cursor = try #require(TransferCursor(token: TransferCursor(after: first[1]).token))
+            #expect(cursor == TransferCursor(after: first[1]), "the token round-trips")
+            let second = try await store.records(matching: TransferQuery(limit: 2, after: cursor))
+            #expect(second.map(\.jobID) == ["b", "c"])
+            let third = try await store.records(matching: TransferQuery(limit: 2, after: TransferCursor(after: second[1])))
+            #expect(third.map(\.jobID) == ["a"])
+            #expect(TransferCursor(token: "not a cursor!") == nil)
+            #expect(TransferCursor(token: "") == nil)
+        }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func everyAttemptIsKeptWithHowItEnded(_ kind: StoreBackendKind) async throws {
+        try await withFreshStore(kind) { store, _ in
+            var job = record("retried", .running, at: t0)
+            job.attempts = 1
+            job.startedAt = t0
+            try await store.save(job)
+            #expect(try await store.attempts(jobID: "retried") == [TransferAttempt(attempt: 1, outcome: .running, startedAt: t0, workerHost: job.workerHost)])
+            job.status = .retrying
+            job.errorClass = "timed_out"
+            job.errorMessage = "the server stopped answering"
+            job.updatedAt = t0.addingTimeInterval(5)
+            try await store.save(job)
+            job.attempts = 2
+            job.status = .completed
+            job.startedAt = t0.addingTimeInterval(30)
+            job.finishedAt = t0.addingTimeInterval(31)
+            job.errorClass = nil
+            job.errorMessage = nil
+            try await store.save(job)
+            #expect(try await store.attempts(jobID: "retried") == [
+                TransferAttempt(attempt: 1, outcome: .retrying, startedAt: t0, finishedAt: t0.addingTimeInterval(5),
+                                workerHost: job.workerHost, errorClass: "timed_out", errorMessage: "the server stopped answering"),
+                TransferAttempt(attempt: 2, outcome: .completed, startedAt: t0.addingTimeInterval(30),
+                                finishedAt: t0.addingTimeInterval(31), workerHost: job.workerHost),
+            ])
+            try await store.save(record("queued-only", .queued, at: t0))
+            #expect(try await store.attempts(jobID: "queued-only").isEmpty, "a job that never started has no attempt")
+            #expect(try await store.attempts(jobID: "unknown").isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
     func aggregatesOverThousandsOfRows(_ kind: StoreBackendKind) async throws {
         try await withFreshStore(kind) { store, _ in
             // 3,000 transfers over 30 minutes: every 10th failed (two classes), every 25th dead-lettered.

@@ -15,7 +15,7 @@ import TransferStore
             let (urls, listening) = AsyncStream.makeStream(of: String.self)
             _ = try await PipelineInProcessTests().withPipeline(fixture, plugins: { context in
                 // The server accepts connections once `onListening` returned: it only passes the URL on.
-                DashboardServer(context, onListening: { listening.yield($0) }).map { [$0] } ?? []
+                (try? DashboardServer(context, onListening: { url, _ in listening.yield(url) })).flatMap { $0 }.map { [$0] } ?? []
             }) { pipeline in
                 let url = try await withTimeout(.seconds(10), "the server to listen") {
                     for await url in urls { return url }

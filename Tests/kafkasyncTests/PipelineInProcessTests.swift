@@ -39,11 +39,12 @@ import TransferStore
         let outcomes = OutcomeLog()
         let (ready, becameReady) = AsyncStream.makeStream(of: Void.self)
         return try await withTransferStore(config.store.location, logger: logger) { [logger] store in
-            let readiness = ConsumerReadiness()
-            let context = ConsumerContext(config: config, store: store, readiness: readiness, logger: logger)
+            let context = ConsumerContext(config: config, bootstrapServers: fixture.cluster.bootstrapServers,
+                                          store: store, logger: logger)
+            context.events.observe(outcomes.observe)
             let app = try ConsumerApp(config: config, bootstrapServers: fixture.cluster.bootstrapServers, store: store,
-                                      logger: logger, plugins: plugins(context), readiness: readiness,
-                                      onReady: { becameReady.yield() }, onOutcome: outcomes.append)
+                                      logger: logger, plugins: plugins(context), readiness: context.readiness,
+                                      events: context.events, onReady: { becameReady.yield() })
             let group = app.serviceGroup(signals: [])
             try await withRunningGroup(group) {
                 try await withTimeout(.seconds(30), "partitions to be assigned") { for await _ in ready { return } }
@@ -161,9 +162,10 @@ import TransferStore
             let config = try KafkaSyncConfig.load(path: fixture.configPath)
             let outcomes = OutcomeLog()
             let ending = try await withTransferStore(config.store.location, logger: Logger(label: "test")) { store in
+                let events = PipelineEvents()
+                events.observe(outcomes.observe)
                 let app = try ConsumerApp(config: config, bootstrapServers: fixture.cluster.bootstrapServers, store: store,
-                                          logger: Logger(label: "kafkasync.pipeline-test"),
-                                          onOutcome: outcomes.append)
+                                          logger: Logger(label: "kafkasync.pipeline-test"), events: events)
                 let running = Task { try await app.serviceGroup(signals: []).run() }
                 try await fixture.publish([fixture.job("huge.bin")])
                 try await fixture.waitUntil("bytes to arrive") { Self.stagedBytes(fixture) > 0 }
@@ -187,7 +189,8 @@ final class OutcomeLog: Sendable {
 
     var all: [Outcome] { outcomes.withLock { $0 } }
 
-    @Sendable func append(_ outcome: Outcome) {
-        outcomes.withLock { $0.append(outcome) }
+    /// Records the outcomes among the pipeline's events.
+    @Sendable func observe(_ event: PipelineEvent) {
+        if case .outcome(let outcome) = event { outcomes.withLock { $0.append(outcome) } }
     }
 }

@@ -10,13 +10,13 @@ import UnixSignals
 /// build the same parts against their own cluster and store.
 ///
 /// Start order (shutdown is the reverse): the producer, the engines, the plug-ins (an HTTP server, an uploader:
-/// services that see the pipeline through `onOutcome` and the ``ConsumerContext``), the Kafka consumer, the
+/// services that see the pipeline through the ``ConsumerContext``), the Kafka consumer, the
 /// pipeline (``ConsumerDaemon``). So on shutdown the pipeline drains first,
 /// then the consumer commits and leaves the group, then the plug-ins stop, and the engines and the producer close
 /// last. The store and an embedded Kafka cluster are resources the whole group runs inside (``run(_:logger:plugins:onReady:)``).
 ///
 /// Plug-ins see the consumer through a ``ConsumerContext``: the store, the ``ConsumerReadiness`` the pipeline keeps
-/// up to date, and `onOutcome`.
+/// up to date, and the ``PipelineEvents``.
 public struct ConsumerApp: Sendable {
     /// The pipeline.
     public let daemon: ConsumerDaemon
@@ -32,12 +32,11 @@ public struct ConsumerApp: Sendable {
     ///   - plugins: services that run beside the pipeline, inside the same lifecycle.
     ///   - readiness: the value the pipeline keeps up to date with its partitions (pass the plug-ins' one).
     ///   - onReady: called once, when the consumer has its first partitions.
-    ///   - onOutcome: called with every job's outcome.
+    ///   - events: where the pipeline tells transfers' starts, progress and outcomes (pass the plug-ins' one).
     /// - Throws: ``KafkaError`` when the producer or the consumer cannot be created.
     public init(config: KafkaSyncConfig, bootstrapServers: String, store: any TransferStore, logger: Logger,
                 plugins: [any Service] = [], readiness: ConsumerReadiness = ConsumerReadiness(),
-                onReady: @escaping @Sendable () -> Void = {},
-                onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) throws(KafkaError) {
+                events: PipelineEvents = PipelineEvents(), onReady: @escaping @Sendable () -> Void = {}) throws(KafkaError) {
         let topics = config.topics
         let producer = try KafkaProducer(
             configuration: KafkaProducerConfiguration(bootstrapServers: bootstrapServers, properties: config.kafka.properties,
@@ -52,12 +51,12 @@ public struct ConsumerApp: Sendable {
         let engines: [TransferEngineKind: any TransferEngine] = [
             .native: NativeEngine(poolSize: config.numThreads, logger: logger), .lftp: LftpEngine(logger: logger),
         ]
-        let processor = JobProcessor(config: config, store: store, engines: engines, logger: logger)
+        let processor = JobProcessor(config: config, store: store, engines: engines, events: events, logger: logger)
         daemon = ConsumerDaemon(consumer: consumer, processor: processor,
                                 publisher: OutcomePublisher(producer: producer, topics: topics, logger: logger),
                                 retryTopic: topics.retry, concurrency: config.consumer.concurrency,
                                 grace: config.consumer.shutdownGrace, logger: logger, onReady: onReady,
-                                readiness: readiness, onOutcome: onOutcome)
+                                readiness: readiness)
         self.readiness = readiness
         services = [
             .init(service: OnShutdown { await producer.close() }, serviceName: "producer"),
@@ -124,10 +123,11 @@ public struct ConsumerApp: Sendable {
         }
         return try await withKafka(config, logger: logger) { bootstrapServers in
             try await withTransferStore(config.store.location, logger: logger) { store in
-                let readiness = ConsumerReadiness()
-                let context = ConsumerContext(config: config, store: store, readiness: readiness, logger: logger)
+                let context = ConsumerContext(config: config, bootstrapServers: bootstrapServers, store: store,
+                                              logger: logger)
                 let app = try ConsumerApp(config: config, bootstrapServers: bootstrapServers, store: store, logger: logger,
-                                          plugins: try plugins(context), readiness: readiness, onReady: onReady)
+                                          plugins: try plugins(context), readiness: context.readiness,
+                                          events: context.events, onReady: onReady)
                 logger.info("starting", metadata: [
                     "kafka.bootstrap": "\(bootstrapServers)", "kafka.group": "\(config.kafka.groupID)",
                     "kafka.topics": "\([config.topics.jobs, config.topics.retry])",
@@ -176,18 +176,26 @@ public struct ConsumerApp: Sendable {
 public struct ConsumerContext: Sendable {
     /// The loaded configuration.
     public let config: KafkaSyncConfig
+    /// Where Kafka is (an embedded cluster's address when hosted here).
+    public let bootstrapServers: String
     /// The open store; it stays open until every service has stopped.
     public let store: any TransferStore
     /// The partitions the pipeline holds.
     public let readiness: ConsumerReadiness
+    /// The pipeline's events (observe them before the group runs).
+    public let events: PipelineEvents
     /// The consumer's logger.
     public let logger: Logger
 
     /// A context (in-process tests build one around their own store).
-    public init(config: KafkaSyncConfig, store: any TransferStore, readiness: ConsumerReadiness, logger: Logger) {
+    public init(config: KafkaSyncConfig, bootstrapServers: String, store: any TransferStore,
+                readiness: ConsumerReadiness = ConsumerReadiness(), events: PipelineEvents = PipelineEvents(),
+                logger: Logger) {
         self.config = config
+        self.bootstrapServers = bootstrapServers
         self.store = store
         self.readiness = readiness
+        self.events = events
         self.logger = logger
     }
 }

@@ -96,7 +96,8 @@ public final class NativeEngine: TransferEngine {
         } catch {
             throw TransferFailure(error)
         }
-        let created = SFTPConnectionPool(configuration: configuration, size: poolSize, logger: logger)
+        let created = SFTPConnectionPool(configuration: configuration, size: poolSize, metricsLabel: remote.name,
+                                          logger: logger)
         return pools.withLock { pools in
             if let existing = pools[remote.name] { return existing }
             pools[remote.name] = created

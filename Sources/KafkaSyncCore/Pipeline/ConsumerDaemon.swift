@@ -33,7 +33,6 @@ public final class ConsumerDaemon: Service {
     private let logger: Logger
     private let onReady: @Sendable () -> Void
     private let readiness: ConsumerReadiness
-    private let onOutcome: @Sendable (Outcome) -> Void
     private let running = Atomic<Int>(0)
     private let paused = Mutex<[TopicPartition: Int]>([:])
     private let shutdown = Mutex<(requested: ContinuousClock.Instant?, ending: Ending?)>((nil, nil))
@@ -43,11 +42,9 @@ public final class ConsumerDaemon: Service {
     ///   - grace: the service group's graceful shutdown limit, to tell its cancellation from an abort.
     ///   - onReady: called once, when the first partitions are assigned.
     ///   - readiness: kept up to date with the partitions assigned; emptied when the run ends.
-    ///   - onOutcome: called with every outcome before it is published (for whatever watches the pipeline).
     public init(consumer: KafkaConsumer, processor: JobProcessor, publisher: OutcomePublisher, retryTopic: String,
                 concurrency: Int, grace: Duration, logger: Logger, onReady: @escaping @Sendable () -> Void = {},
-                readiness: ConsumerReadiness = ConsumerReadiness(),
-                onOutcome: @escaping @Sendable (Outcome) -> Void = { _ in }) {
+                readiness: ConsumerReadiness = ConsumerReadiness()) {
         self.consumer = consumer
         self.processor = processor
         self.publisher = publisher
@@ -57,7 +54,6 @@ public final class ConsumerDaemon: Service {
         self.logger = logger
         self.onReady = onReady
         self.readiness = readiness
-        self.onOutcome = onOutcome
     }
 
     /// How the last run ended (`nil` while running).
@@ -152,7 +148,6 @@ public final class ConsumerDaemon: Service {
         running.add(1, ordering: .relaxed)
         defer { running.subtract(1, ordering: .relaxed) }
         guard let outcome = await processor.process(message) else { return }
-        onOutcome(outcome)
         settle.yield((outcome, message))
     }
 

@@ -44,6 +44,20 @@ public struct DeadLetter: Sendable, Equatable {
         name = job?.name
     }
 
+    /// The letters that `ids` (positions or job ids) name, and the ids that name none.
+    public static func select(_ letters: [DeadLetter], ids: [String]) -> (chosen: [DeadLetter], unknown: [String]) {
+        let wanted = Set(ids)
+        let chosen = letters.filter { wanted.contains($0.position) || $0.jobID.map(wanted.contains) == true }
+        let unknown = ids.filter { id in !letters.contains { $0.position == id || $0.jobID == id } }
+        return (chosen, unknown)
+    }
+
+    /// Publishes the job to `topic` (the jobs topic) again, as a fresh job: same key and value, no history
+    /// headers. The dead letter stays where it is; a replayed job that completes again is skipped as a duplicate.
+    public func replay(through producer: KafkaProducer, to topic: String) async throws(KafkaError) -> KafkaDeliveryReport {
+        try await producer.send(KafkaOutgoingMessage(topic: topic, key: key, value: value))
+    }
+
     /// Reads every record the dead-letter topic holds now, oldest first per partition, without committing
     /// anything (a throwaway consumer group).
     public static func readAll(topic: String, bootstrapServers: String, properties: [String: String],

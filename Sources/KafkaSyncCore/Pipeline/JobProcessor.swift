@@ -14,22 +14,33 @@ public final class JobProcessor: Sendable {
     private let engines: [TransferEngineKind: any TransferEngine]
     private let retryPolicy: RetryPolicy
     private let stagingLocks = StagingLocks()
+    private let events: PipelineEvents
     private let logger: Logger
 
     /// A processor using these parts (the caller owns and closes them).
+    /// - Parameter events: where transfers' starts, progress and outcomes are told.
     public init(config: KafkaSyncConfig, store: any TransferStore, engines: [TransferEngineKind: any TransferEngine],
-                workerHost: String = ProcessInfo.processInfo.hostName, logger: Logger) {
+                workerHost: String = ProcessInfo.processInfo.hostName, events: PipelineEvents = PipelineEvents(),
+                logger: Logger) {
         self.config = config
         staging = StagingArea(locations: config.locations)
         journal = TransferJournal(store: store, workerHost: workerHost, logger: logger)
         self.engines = engines
         retryPolicy = RetryPolicy(config.consumer)
+        self.events = events
         self.logger = logger
     }
 
-    /// Processes one delivery. Never throws: every failure is a retry or a dead letter.
+    /// Processes one delivery and tells its outcome to the ``PipelineEvents``. Never throws: every failure is a
+    /// retry or a dead letter.
     /// - Returns: the outcome, or `nil` when cancelled mid-transfer (the job is then redelivered and resumes).
     public func process(_ message: KafkaMessage) async -> Outcome? {
+        let outcome = await outcome(of: message)
+        if let outcome { events.emit(.outcome(outcome)) }
+        return outcome
+    }
+
+    private func outcome(of message: KafkaMessage) async -> Outcome? {
         let history = JobHistory(message, retryTopic: config.topics.retry)
         let job: TransferJob
         do {
@@ -70,6 +81,7 @@ public final class JobProcessor: Sendable {
         let started = ContinuousClock.now
         record.startedAt = Date()
         journal.started(record)
+        events.emit(.started(record))
         logger.info("transfer started", metadata: meta + ["job.attempt": "\(history.attempt)"])
         let result: Result<(StagedTransfer, (path: String, disposition: StagingArea.Disposition)), TransferFailure>
         do {
@@ -119,7 +131,11 @@ public final class JobProcessor: Sendable {
         let request = TransferRequest(job: job, remote: remote, stagedPath: staging.stagedPath(for: job),
                                       parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold,
                                       maxEntries: config.consumer.maxEntries)
-        let progress = journal.progress(of: job.id)
+        let stored = journal.progress(of: job.id)
+        let progress: @Sendable (TransferProgress) -> Void = { [events] progress in
+            stored(progress)
+            events.emit(.progress(jobID: job.id, bytes: progress.bytes))
+        }
         let resumed = pathExists(request.stagedPath)
         let staged = try await engine.transfer(request, progress: progress)
         let policy = config.consumer.onConflict

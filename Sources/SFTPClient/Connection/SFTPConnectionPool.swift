@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import NIOPosix
@@ -21,7 +22,10 @@ public actor SFTPConnectionPool {
     public let keepaliveInterval: Duration
     private let configuration: SSHConnectionConfiguration
     private let logger: Logger
-    private var entries: [Int: Entry] = [:]
+    private var entries: [Int: Entry] = [:] {
+        didSet { if entries.count != oldValue.count { connectionsGauge?.record(entries.count) } }
+    }
+    private let connectionsGauge: Gauge?
     private var nextID = 0
     private var sweeper: Task<Void, Never>?
     private var closed = false
@@ -49,8 +53,10 @@ public actor SFTPConnectionPool {
     }
 
     /// A pool for one server; nothing connects before the first use.
+    /// - Parameter metricsLabel: the server's name for the `kafkasync_sftp_connections` gauge (none when nil).
     public init(configuration: SSHConnectionConfiguration, size: Int, idleTimeout: Duration = .seconds(60),
-                keepaliveInterval: Duration = .seconds(20), logger: Logger) {
+                keepaliveInterval: Duration = .seconds(20), metricsLabel: String? = nil, logger: Logger) {
+        connectionsGauge = metricsLabel.map { Gauge(label: "kafkasync_sftp_connections", dimensions: [("remote", $0)]) }
         self.configuration = configuration
         self.size = max(1, size)
         self.idleTimeout = idleTimeout

@@ -1,0 +1,60 @@
+import Foundation
+import KafkaClient
+import KafkaSyncCore
+import Logging
+
+/// What the dashboard reads and writes in Kafka: the dead letters, the queue (the group's committed offsets against
+/// the ends of the jobs topic), and jobs it publishes (`POST /api/jobs`, replays) through its own producer.
+public final class DashboardKafka: Sendable {
+    let topics: TopicNames
+    let groupID: String
+    let bootstrapServers: String
+    let properties: [String: String]
+    let consumerProperties: [String: String]
+    let producer: KafkaProducer
+    private let logger: Logger
+
+    /// Kafka as `config` says, at `bootstrapServers`.
+    /// - Throws: ``KafkaError`` when the producer cannot be created.
+    public init(config: KafkaSyncConfig, bootstrapServers: String, logger: Logger) throws(KafkaError) {
+        topics = config.topics
+        groupID = config.kafka.groupID
+        self.bootstrapServers = bootstrapServers
+        properties = config.kafka.properties
+        consumerProperties = config.consumerProperties
+        producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: bootstrapServers, properties: properties,
+                                                      topics: [config.topics.jobs]),
+            logger: logger)
+        self.logger = logger
+    }
+
+    /// Closes the producer (queued messages are delivered first).
+    func close() async { await producer.close() }
+
+    /// Every record of the dead-letter topic.
+    func deadLetters() async throws -> [DeadLetter] {
+        try await DeadLetter.readAll(topic: topics.deadLetter, bootstrapServers: bootstrapServers,
+                                     properties: consumerProperties, logger: logger)
+    }
+
+    /// Publishes `job` to the jobs topic (keyed by name, as the producer does).
+    func publish(_ job: TransferJob) async throws(KafkaError) -> KafkaDeliveryReport {
+        try await JobPublisher(producer: producer, topic: topics.jobs).publish(job)
+    }
+
+    /// Per partition of `topic`: the group's committed offset and the end.
+    func positions(of topic: String) async throws(KafkaError) -> [QueueResponse.Partition] {
+        let ends = try await KafkaAdmin.endOffsets(of: topic, bootstrapServers: bootstrapServers,
+                                                   properties: properties, timeout: .seconds(5), logger: logger)
+        let committed = try await KafkaAdmin.committedOffsets(group: groupID, topic: topic,
+                                                              bootstrapServers: bootstrapServers,
+                                                              properties: properties, timeout: .seconds(5), logger: logger)
+        return ends.keys.sorted().map { partition in
+            let end = ends[partition] ?? 0
+            let done = committed[partition] ?? 0
+            return QueueResponse.Partition(topic: topic, partition: partition, committed: done, end: end,
+                                           pending: max(0, end - done))
+        }
+    }
+}

@@ -1,0 +1,167 @@
+import Foundation
+import KafkaSyncCore
+import Synchronization
+import TransferStore
+
+/// The pipeline's events as the page's live stream (`GET /api/events`, Server-Sent Events), and what the API needs
+/// that only this process knows: retries waiting for their time.
+///
+/// Events get increasing ids and the last ``bufferSize`` are kept, so a browser that reconnects with
+/// `Last-Event-ID` misses nothing that is still buffered. Each subscriber has a bounded queue: one that falls
+/// ``subscriberQueue`` events behind is disconnected (it reconnects and resumes), so a slow client never slows the
+/// pipeline, which only ever appends under a lock.
+public final class LiveEvents: Sendable {
+    /// Events kept for reconnecting clients.
+    static let bufferSize = 4096
+    /// Events a client may fall behind before it is disconnected.
+    static let subscriberQueue = 1024
+
+    /// One event of the stream, already encoded.
+    struct Entry: Sendable, Equatable {
+        let id: Int
+        let type: String
+        let data: String
+
+        /// The event in the text/event-stream format.
+        var text: String { "id: \(id)\nevent: \(type)\ndata: \(data)\n\n" }
+    }
+
+    /// The JSON `data` of an event (docs/openapi.yaml, `Event`).
+    struct Event: Codable, Sendable {
+        var type: String
+        var jobID: String
+        var name: String?
+        var remote: String?
+        var bytes: Int64?
+        var total: Int64?
+        var attempt: Int?
+        var errorClass: String?
+        var errorMessage: String?
+        var time: Date
+
+        enum CodingKeys: String, CodingKey {
+            case type, name, remote, bytes, total, attempt, time
+            case jobID = "job_id", errorClass = "error_class", errorMessage = "error_message"
+        }
+    }
+
+    private struct Running: Sendable {
+        var name: String
+        var remote: String
+        var total: Int64?
+        var attempt: Int
+    }
+
+    private struct State: Sendable {
+        var nextID = 1
+        var buffer: [Entry] = []
+        var subscribers: [Int: AsyncStream<Entry>.Continuation] = [:]
+        var nextSubscriber = 0
+        var running: [String: Running] = [:]
+        var retries: [String: QueueResponse.Retry] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// A stream fed by `events` (none when the server runs without a pipeline: `kafkasync dashboard`).
+    public init(events: PipelineEvents?) {
+        events?.observe { [weak self] event in self?.receive(event) }
+    }
+
+    /// Retries waiting for their time, soonest first.
+    var retries: [QueueResponse.Retry] {
+        state.withLock { Array($0.retries.values) }.sorted { ($0.notBefore, $0.jobID) < ($1.notBefore, $1.jobID) }
+    }
+
+    /// A new subscriber: the buffered events after `lastEventID` (or a `reset` first when some were dropped from
+    /// the buffer), then live ones. The stream ends when the client falls too far behind.
+    func subscribe(after lastEventID: Int?) -> (stream: AsyncStream<Entry>, cancel: @Sendable () -> Void) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Entry.self,
+                                                            bufferingPolicy: .bufferingOldest(Self.subscriberQueue))
+        let key = state.withLock { state in
+            if let lastEventID {
+                let oldest = state.buffer.first?.id ?? state.nextID
+                if lastEventID + 1 < oldest || lastEventID >= state.nextID {
+                    continuation.yield(Entry(id: state.nextID - 1, type: "reset", data: "{}"))
+                } else {
+                    for entry in state.buffer where entry.id > lastEventID { continuation.yield(entry) }
+                }
+            }
+            let key = state.nextSubscriber
+            state.nextSubscriber += 1
+            state.subscribers[key] = continuation
+            return key
+        }
+        let cancel: @Sendable () -> Void = { [weak self] in
+            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) }
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in cancel() }
+        return (stream, cancel)
+    }
+
+    /// Subscribers connected now.
+    var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+
+    private func receive(_ event: PipelineEvent) {
+        let now = Date()
+        state.withLock { state in
+            switch event {
+            case .started(let record):
+                let running = Running(name: record.name, remote: record.remote, total: record.bytesExpected,
+                                      attempt: record.attempts)
+                state.running[record.jobID] = running
+                state.retries[record.jobID] = nil
+                append(Event(type: "started", jobID: record.jobID, name: running.name, remote: running.remote,
+                             bytes: 0, total: running.total, attempt: running.attempt, time: now), to: &state)
+            case .progress(let jobID, let bytes):
+                let running = state.running[jobID]
+                append(Event(type: "progress", jobID: jobID, name: running?.name, remote: running?.remote, bytes: bytes,
+                             total: running?.total, attempt: running?.attempt, time: now), to: &state)
+            case .outcome(let outcome):
+                let jobID = outcome.job?.id ?? ""
+                let running = state.running.removeValue(forKey: jobID)
+                var entry = Event(type: "", jobID: jobID, name: outcome.job?.name, remote: running?.remote,
+                                  attempt: running?.attempt, time: now)
+                switch outcome {
+                case .completed(let completion), .skipped(let completion):
+                    if case .completed = outcome { entry.type = "completed" } else { entry.type = "skipped" }
+                    entry.bytes = completion.bytes
+                    entry.total = completion.bytes
+                case .retry(let job, let failure, let attempt, let notBefore):
+                    entry.type = "retrying"
+                    entry.errorClass = failure.code.description
+                    entry.errorMessage = failure.message
+                    state.retries[job.id] = QueueResponse.Retry(jobID: job.id, name: job.name, attempt: attempt,
+                                                                notBefore: notBefore)
+                case .deadLetter(_, let failure):
+                    entry.type = "dead_lettered"
+                    entry.errorClass = failure.code.description
+                    entry.errorMessage = failure.message
+                }
+                append(entry, to: &state)
+            }
+        }
+    }
+
+    private func append(_ event: Event, to state: inout State) {
+        guard let data = try? encoder.encode(event) else { return }
+        let entry = Entry(id: state.nextID, type: event.type, data: String(decoding: data, as: UTF8.self))
+        state.nextID += 1
+        state.buffer.append(entry)
+        if state.buffer.count > Self.bufferSize { state.buffer.removeFirst(state.buffer.count - Self.bufferSize / 2) }
+        for (key, subscriber) in state.subscribers {
+            if case .dropped = subscriber.yield(entry) {
+                // Too far behind: disconnect it; it reconnects with its Last-Event-ID.
+                state.subscribers[key] = nil
+                subscriber.finish()
+            }
+        }
+    }
+}
