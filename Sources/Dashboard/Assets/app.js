@@ -238,7 +238,7 @@ function drawChart() {
   const seconds = activity.bucket_seconds > 0 ? activity.bucket_seconds : 60;
   const buckets = activity.buckets;
   const series = [
-    { label: 'files/s', values: buckets.map((b) => (b.files || 0) / seconds), digits: 1, class: 'files' },
+    { label: 'files/s', values: buckets.map((b) => (b.files || 0) / seconds), digits: 2, class: 'files' },
     { label: 'MB/s', values: buckets.map((b) => (b.bytes || 0) / seconds / 1e6), digits: 2, class: 'bytes' },
   ];
   const children = [];
