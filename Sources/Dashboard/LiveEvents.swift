@@ -120,10 +120,11 @@ public final class LiveEvents: Sendable {
                 state.retries[record.jobID] = nil
                 append(Event(type: "started", jobID: record.jobID, name: running.name, remote: running.remote,
                              bytes: 0, total: running.total, attempt: running.attempt, time: now), to: &state)
-            case .progress(let jobID, let bytes):
+            case .progress(let jobID, let bytes, let total):
+                if let total { state.running[jobID]?.total = total }
                 let running = state.running[jobID]
                 append(Event(type: "progress", jobID: jobID, name: running?.name, remote: running?.remote, bytes: bytes,
-                             total: running?.total, attempt: running?.attempt, time: now), to: &state)
+                             total: total ?? running?.total, attempt: running?.attempt, time: now), to: &state)
             case .outcome(let outcome):
                 let jobID = outcome.job?.id ?? ""
                 let running = state.running.removeValue(forKey: jobID)

@@ -137,7 +137,8 @@ public struct TransferSummary: Codable, Sendable, Equatable {
         status = record.status.rawValue
         attempts = record.attempts
         bytes = record.bytesTransferred
-        total = record.bytesExpected
+        // A completed transfer's size is what landed, whether or not the job announced it.
+        total = record.bytesExpected ?? (record.status == .completed ? record.bytesTransferred : nil)
         errorClass = record.errorClass
         errorMessage = record.errorMessage
         receivedAt = record.receivedAt

@@ -67,7 +67,7 @@ public final class SSHServerFixture: Sendable {
         let fingerprint = try await runProcess("ssh-keygen", ["-lf", hostKey + ".pub"])
         hostKeyFingerprint = fingerprint.stdout.split(separator: " ").dropFirst().first.map(String.init) ?? ""
 
-        port = try Self.freePort()
+        port = try freeLoopbackPort()
         knownHosts = try directory.write("known_hosts", "[127.0.0.1]:\(port) \(hostPublicKey)\n")
         let config = try directory.write("sshd_config", """
             Port \(port)
@@ -203,28 +203,30 @@ public final class SSHServerFixture: Sendable {
         let changed = try await runProcess("chpasswd", [], stdin: "\(name):\(password)\n")
         guard changed.status == 0 else { throw FixtureUnavailable(what: "chpasswd: \(changed.stderr)") }
     }
-
-    private static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw FixtureUnavailable(what: "no socket for a free port") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw FixtureUnavailable(what: "no free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// Runs `body` with a fresh sshd, stopping it (and removing its folder) afterwards, whatever happens.
 public func withSSHServer<Result>(hostKeyType: String = "ed25519",
                                   _ body: (SSHServerFixture) async throws -> Result) async throws -> Result {
     try await withFixture(try await SSHServerFixture(hostKeyType: hostKeyType), stop: { await $0.stop() }, body)
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on now (the system picks it; another process may take it before
+/// the caller binds it, so use it at once).
+public func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw FixtureUnavailable(what: "no socket for a free port") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    guard bound else { throw FixtureUnavailable(what: "no free loopback port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -187,7 +187,7 @@ public final class ScriptedSFTPServer: Sendable {
         password = "pw-\(UUID().uuidString.prefix(12))"
         scriptPath = directory.file("script.json")
         try Self.write(script, to: scriptPath)
-        let program = Self.packageRoot(filePath) + "/Tests/Fixtures/scripted_sftp_server.py"
+        let program = packageRoot(filePath: filePath) + "/Tests/Fixtures/scripted_sftp_server.py"
         let passwordVariable = "KAFKASYNC_SCRIPTED_SFTP_PASSWORD"
         process = try BackgroundProcess("python3", [
             program, "--root", root, "--script", scriptPath, "--host-key", hostKey,
@@ -248,15 +248,6 @@ public final class ScriptedSFTPServer: Sendable {
         let temporary = path + ".tmp"
         try data.write(to: URL(fileURLWithPath: temporary))
         guard rename(temporary, path) == 0 else { throw FixtureUnavailable(what: "cannot write \(path)") }
-    }
-
-    /// The folder holding Package.swift above `filePath`.
-    private static func packageRoot(_ filePath: String) -> String {
-        var root = URL(fileURLWithPath: filePath)
-        while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
-            root.deleteLastPathComponent()
-        }
-        return root.path
     }
 }
 

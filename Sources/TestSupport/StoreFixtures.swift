@@ -70,4 +70,9 @@ public struct FixtureUnavailable: Error, CustomStringConvertible {
     /// What is missing and how to provide it.
     public let what: String
     public var description: String { "test fixture unavailable: \(what)" }
+
+    /// A fixture that could not start, saying what is missing.
+    public init(what: String) {
+        self.what = what
+    }
 }

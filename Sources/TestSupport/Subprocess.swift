@@ -209,6 +209,15 @@ public struct MissingProgram: Error, CustomStringConvertible {
     public var description: String { "\(name) is not installed; run scripts/bootstrap" }
 }
 
+/// The folder that holds this package's Package.swift, found from a source file's path (`#filePath`).
+public func packageRoot(filePath: String = #filePath) -> String {
+    var root = URL(fileURLWithPath: filePath)
+    while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
+        root.deleteLastPathComponent()
+    }
+    return root.path
+}
+
 /// The `kafkasync` executable built by `swift build`.
 public func kafkasyncExecutable(filePath: String = #filePath) throws -> String {
     try builtExecutable("kafkasync", filePath: filePath)
@@ -221,12 +230,7 @@ public func builtExecutable(_ name: String, filePath: String = #filePath) throws
     if let path = ProcessInfo.processInfo.environment["KAFKASYNC_BIN_PATH"] {
         directory = path
     } else {
-        // Sources/TestSupport/<file>.swift → the package root, which holds Package.swift.
-        var root = URL(fileURLWithPath: filePath)
-        while root.path != "/" && !FileManager.default.fileExists(atPath: root.appendingPathComponent("Package.swift").path) {
-            root.deleteLastPathComponent()
-        }
-        directory = root.appendingPathComponent(".build/debug").path
+        directory = packageRoot(filePath: filePath) + "/.build/debug"
     }
     let candidate = (directory as NSString).appendingPathComponent(name)
     guard FileManager.default.isExecutableFile(atPath: candidate) else { throw MissingProgram(name: candidate) }

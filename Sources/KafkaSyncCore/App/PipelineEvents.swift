@@ -6,8 +6,9 @@ import TransferStore
 public enum PipelineEvent: Sendable, Equatable {
     /// A transfer started: its row as the store has it (name, remote, attempt, expected size).
     case started(TransferRecord)
-    /// Bytes moved so far by a running transfer (at most ``PipelineEvents/progressInterval`` apart per job).
-    case progress(jobID: String, bytes: Int64)
+    /// Bytes moved so far by a running transfer, and its size once known (at most
+    /// ``PipelineEvents/progressInterval`` apart per job).
+    case progress(jobID: String, bytes: Int64, total: Int64?)
     /// The job ended, one way or another.
     case outcome(Outcome)
 }
@@ -34,7 +35,7 @@ public final class PipelineEvents: Sendable {
     /// Hands `event` to every observer; progress is thrown away when the job's last one is too recent.
     func emit(_ event: PipelineEvent) {
         switch event {
-        case .progress(let jobID, _):
+        case .progress(let jobID, _, _):
             guard throttle.shouldWrite(jobID: jobID, at: Date()) else { return }
         case .outcome(let outcome):
             if let id = outcome.job?.id { throttle.finish(jobID: id) }

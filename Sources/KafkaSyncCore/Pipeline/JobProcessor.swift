@@ -134,7 +134,7 @@ public final class JobProcessor: Sendable {
         let stored = journal.progress(of: job.id)
         let progress: @Sendable (TransferProgress) -> Void = { [events] progress in
             stored(progress)
-            events.emit(.progress(jobID: job.id, bytes: progress.bytes))
+            events.emit(.progress(jobID: job.id, bytes: progress.bytes, total: progress.totalBytes))
         }
         let resumed = pathExists(request.stagedPath)
         let staged = try await engine.transfer(request, progress: progress)
