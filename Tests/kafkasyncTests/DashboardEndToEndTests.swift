@@ -82,6 +82,18 @@ import Testing
                 ], currentDirectory: packageRoot())
                 #expect(documented.status == 0, "OpenAPI check:\n\(documented.stdout)\n\(documented.stderr)")
                 #expect(consumer.isRunning)
+
+                // An open event stream does not hold the shutdown: SIGTERM ends it and the consumer exits at once.
+                let stream = try BackgroundProcess("curl", ["-sN", url + "api/events"])
+                defer { kill(stream.processIdentifier, SIGKILL) }
+                let first = try await withTimeout(.seconds(10), "the event stream to open") { await stream.nextLine() }
+                #expect(first == "retry: 2000")
+                let stopping = ContinuousClock.now
+                #expect(await consumer.stop(signal: SIGTERM) == 0, "\(consumer.stderr.suffix(2000))")
+                #expect(ContinuousClock.now - stopping < .seconds(10), "the stream does not delay the shutdown")
+                // The server ended the stream properly (curl exits 0; 18 would be a cut transfer).
+                let ended = try await withTimeout(.seconds(5), "the stream to end") { await stream.stop(signal: 0) }
+                #expect(ended == 0)
             }
         }
     }
