@@ -1,3 +1,4 @@
+import Dashboard
 import Foundation
 import TestSupport
 import Testing
@@ -39,6 +40,38 @@ import TransferStore
                 status: .deadLettered, attempts: 1, errorClass: "no_such_file", errorMessage: "no such file",
                 receivedAt: now.addingTimeInterval(-60)))
         }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func dashboardServesTheStoreWithoutConsuming(_ kind: StoreBackendKind) async throws {
+        let (directory, config, location) = try await fixture(kind)
+        defer { directory.remove() }
+        try await seed(location)
+        let kafkasync = try kafkasyncExecutable()
+
+        let open = try await runProcess(kafkasync, ["dashboard", "--config", config, "--listen", "0.0.0.0:0"])
+        #expect(open.status == 1)
+        #expect(open.stderr.contains("not a loopback address") && open.stderr.contains("token_env"), "\(open.stderr)")
+
+        let server = try BackgroundProcess(kafkasync, ["serve", "--config", config, "--listen", "127.0.0.1:0"])
+        defer { kill(server.processIdentifier, SIGKILL) }
+        let line = try await withTimeout(.seconds(30), "the dashboard to listen") { await server.nextLine() }
+        let page = try #require(line?.split(separator: " ").last.map(String.init), "\(server.stderr)")
+        let url = try #require(page.components(separatedBy: "#token=").first)
+
+        // Ready without a pipeline: the store answers.
+        #expect(try await httpRequest(url + "readyz").status == 200)
+        let status = try await httpRequest(url + "api/status").json(StatusResponse.self)
+        #expect(status.counts["completed"] == 1 && status.counts["dead-lettered"] == 1)
+        #expect(status.running.map(\.jobID) == ["new"], "the running transfers of every consumer sharing the store")
+        let history = try await httpRequest(url + "api/transfers").json(TransferPage.self)
+        #expect(history.transfers.map(\.jobID) == ["new", "bad", "old"])
+        #expect(try await httpRequest(url + "api/transfers/bad").json(TransferDetail.self).transfer.errorClass == "no_such_file")
+        #expect(try await httpRequest(url).text.contains("<title>"), "the page")
+        // No broker runs for this config: what needs Kafka says so.
+        let letters = try await httpRequest(url + "api/dlq")
+        #expect(letters.status == 503 && letters.text.contains("Kafka"), "\(letters.text)")
+        #expect(await server.stop(signal: SIGTERM) == 0, "\(server.stderr)")
     }
 
     @Test(arguments: StoreBackendKind.allCases)
