@@ -72,6 +72,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // `git rev-parse HEAD` into BuildInfo.commit before every build.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool()),
         .target(
             name: "KafkaSyncCore",
             dependencies: [
@@ -87,7 +89,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "AsyncAlgorithms", package: "swift-async-algorithms"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-            ]
+            ],
+            plugins: ["BuildInfoPlugin"]
         ),
         .target(
             name: "Dashboard",

@@ -57,4 +57,23 @@ public final class DashboardKafka: Sendable {
                                            pending: max(0, end - done))
         }
     }
+
+    /// The first records after the committed offsets of the jobs topic (at most `limit` per partition), oldest
+    /// published first: what the consumers will take next.
+    func nextJobs(_ partitions: [QueueResponse.Partition], limit: Int) async throws(KafkaError) -> [QueueResponse.Pending] {
+        var ranges: [Int32: Range<Int64>] = [:]
+        for partition in partitions where partition.pending > 0 {
+            ranges[partition.partition] = partition.committed..<min(partition.end, partition.committed + Int64(limit))
+        }
+        let messages = try await KafkaAdmin.read(topics.jobs, ranges: ranges, bootstrapServers: bootstrapServers,
+                                                 properties: consumerProperties, timeout: .seconds(5), logger: logger)
+        let now = Date()
+        return messages.map { message in
+            let job = try? TransferJob.decode(message.value)
+            let published = message.timestampMilliseconds.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+            return QueueResponse.Pending(topic: message.topic, partition: message.partition, offset: message.offset,
+                                         jobID: job?.id, name: job?.name, publishedAt: published,
+                                         ageSeconds: published.map { max(0, now.timeIntervalSince($0)) })
+        }.sorted { ($0.publishedAt ?? .distantPast, $0.partition, $0.offset) < ($1.publishedAt ?? .distantPast, $1.partition, $1.offset) }
+    }
 }

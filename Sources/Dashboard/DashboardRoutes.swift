@@ -14,6 +14,8 @@ import TransferStore
 struct DashboardRoutes: Sendable {
     /// The most running transfers `/api/status` lists.
     static let runningLimit = 200
+    /// The most pending jobs `/api/queue` lists.
+    static let queueListLimit = 50
     /// The largest page of `/api/transfers`.
     static let pageLimit = 500
     /// How often an idle event stream sends a comment, so proxies and browsers keep it open.
@@ -182,11 +184,21 @@ struct DashboardRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
-    /// What waits: jobs not consumed yet per partition of the jobs topic, and retries held until their time.
+    /// What waits: per partition of the jobs topic, the records after the group's committed offset (Kafka's lag:
+    /// it also counts jobs done behind one still running in the same partition, which commit together), the next
+    /// jobs not started yet (those the store has no row for), and retries held until their time.
     func queue() async throws -> QueueResponse {
         let kafka = try requireKafka()
         let partitions = try await fromKafka { try await kafka.positions(of: kafka.topics.jobs) }
-        return QueueResponse(pending: partitions.reduce(0) { $0 + $1.pending }, partitions: partitions, next: [],
+        let upcoming = try await fromKafka { try await kafka.nextJobs(partitions, limit: Self.queueListLimit) }
+        // Received ones (running, or done and waiting for the commit) are not next.
+        let known = try await fromStore {
+            var known = Set<String>()
+            for id in upcoming.compactMap(\.jobID) where try await store.record(jobID: id) != nil { known.insert(id) }
+            return known
+        }
+        let next = upcoming.filter { $0.jobID.map { !known.contains($0) } ?? true }.prefix(Self.queueListLimit)
+        return QueueResponse(pending: partitions.reduce(0) { $0 + $1.pending }, partitions: partitions, next: Array(next),
                              retries: live.retries)
     }
 

@@ -92,6 +92,55 @@ public enum KafkaAdmin {
         }
     }
 
+    /// Reads the records of `topic` in the offset `ranges` of its partitions (a range starting before the oldest
+    /// record kept starts there), without joining a group and without committing: for looking, not consuming.
+    /// - Returns: the records, in offset order per partition.
+    /// - Throws: ``KafkaError`` when the cluster cannot be reached, or `timedOut` when not every range was read
+    ///   within `timeout`.
+    public static func read(_ topic: String, ranges: [Int32: Range<Int64>], bootstrapServers: String,
+                            properties: [String: String] = [:], timeout: Duration = .seconds(10),
+                            logger: Logger) async throws(KafkaError) -> [KafkaMessage] {
+        let wanted = ranges.filter { !$0.value.isEmpty }
+        guard !wanted.isEmpty else { return [] }
+        // A consumer handle needs a group id; it never joins it (assign, not subscribe) and commits nothing.
+        let reader = properties.merging(["enable.auto.commit": "false", "enable.auto.offset.store": "false",
+                                         "auto.offset.reset": "earliest", "enable.partition.eof": "true"]) { $1 }
+        return try await withAdminHandle(bootstrapServers: bootstrapServers, properties: reader,
+                                         group: "kafkasync-reader-\(UInt64.random(in: 0 ... .max))",
+                                         logger: logger) { rk throws(KafkaError) -> [KafkaMessage] in
+            let list = rd_kafka_topic_partition_list_new(Int32(wanted.count))!
+            defer { rd_kafka_topic_partition_list_destroy(list) }
+            for (partition, range) in wanted {
+                rd_kafka_topic_partition_list_add(list, topic, partition).pointee.offset = range.lowerBound
+            }
+            let err = rd_kafka_assign(rk, list)
+            guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(err, context: "could not read \(topic)") }
+            defer { rd_kafka_assign(rk, nil) }
+            var remaining = wanted.mapValues(\.upperBound)
+            var messages: [KafkaMessage] = []
+            let deadline = ContinuousClock.now + timeout
+            while !remaining.isEmpty && ContinuousClock.now < deadline {
+                guard let message = rd_kafka_consumer_poll(rk, 100) else { continue }
+                defer { rd_kafka_message_destroy(message) }
+                let partition = message.pointee.partition
+                guard let end = remaining[partition] else { continue }
+                switch message.pointee.err {
+                case RD_KAFKA_RESP_ERR_NO_ERROR:
+                    if message.pointee.offset < end { messages.append(KafkaMessage(copying: message)) }
+                    if message.pointee.offset + 1 >= end { remaining[partition] = nil }
+                case RD_KAFKA_RESP_ERR__PARTITION_EOF:
+                    remaining[partition] = nil  // the range ends past what the partition holds now
+                default:
+                    throw KafkaError(message.pointee.err, context: "could not read \(topic)[\(partition)]")
+                }
+            }
+            guard remaining.isEmpty else {
+                throw KafkaError(RD_KAFKA_RESP_ERR__TIMED_OUT, context: "reading \(topic) took longer than \(timeout)")
+            }
+            return messages
+        }
+    }
+
     /// Runs `body` off the cooperative pool with a short-lived client handle for cluster requests (a consumer
     /// handle of `group` that joins nothing, when a group is given).
     private static func withAdminHandle<Result: Sendable>(

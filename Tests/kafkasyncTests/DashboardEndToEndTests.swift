@@ -98,6 +98,37 @@ import Testing
         }
     }
 
+    @Test func theQueueListsPublishedJobsUntilAConsumerTakesThem() async throws {
+        try await withConsumerFixture { fixture in
+            for name in ["q1", "q2", "q3"] { try fixture.server.serve("\(name).txt", Data(name.utf8)) }
+            try await fixture.publish(["q1", "q2", "q3"].map { (name: String) in fixture.job("\(name).txt", hash: name) })
+            // The dashboard alone: it reads the queue without a group and without committing.
+            let server = try BackgroundProcess(try kafkasyncExecutable(), ["dashboard", "--config", fixture.configPath])
+            defer { kill(server.processIdentifier, SIGKILL) }
+            let line = try await withTimeout(.seconds(30), "the dashboard to listen") { await server.nextLine() }
+            let url = try #require(line?.split(separator: " ").last?.components(separatedBy: "#token=").first, "\(server.stderr)")
+
+            let queue = try await httpRequest(url + "api/queue")
+            #expect(queue.status == 200, "\(queue.text)")
+            let waiting = try queue.json(QueueResponse.self)
+            #expect(waiting.pending == 3)
+            #expect(Set(waiting.next.compactMap(\.jobID)) == ["q1", "q2", "q3"], "\(queue.text)")
+            #expect(Set(waiting.next.compactMap(\.name)) == ["q1.txt", "q2.txt", "q3.txt"])
+            #expect(waiting.next.allSatisfy { ($0.ageSeconds ?? -1) >= 0 })
+            let metrics = try await httpRequest(url + "metrics").text
+            #expect(metrics.contains("kafkasync_jobs_pending{topic=\"\(fixture.topics.jobs)\"} 3"), "\(metrics)")
+            #expect(metrics.contains("kafkasync_build_info{"))
+
+            try await fixture.withConsumer { consumer in
+                try await waitUntil("the queue to empty", within: .seconds(60)) {
+                    let queue = try? await httpRequest(url + "api/queue").json(QueueResponse.self)
+                    return queue?.pending == 0 && queue?.next.isEmpty == true
+                }
+                #expect(fixture.landedFiles().count == 3, "\(consumer.stderr.suffix(3000))")
+            }
+        }
+    }
+
     /// Waits for the first record of the dead-letter topic; returns its position.
     private func waitForDeadLetter(_ url: String) async throws -> String {
         try await withTimeout(.seconds(60), "a dead letter") {

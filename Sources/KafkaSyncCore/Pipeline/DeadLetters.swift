@@ -58,24 +58,14 @@ public struct DeadLetter: Sendable, Equatable {
         try await producer.send(KafkaOutgoingMessage(topic: topic, key: key, value: value))
     }
 
-    /// Reads every record the dead-letter topic holds now, oldest first per partition, without committing
-    /// anything (a throwaway consumer group).
+    /// Reads every record the dead-letter topic holds now, without joining a group or committing anything.
     public static func readAll(topic: String, bootstrapServers: String, properties: [String: String],
                                logger: Logger) async throws -> [DeadLetter] {
         let ends = try await KafkaAdmin.endOffsets(of: topic, bootstrapServers: bootstrapServers,
                                                    properties: properties, logger: logger)
-        var remaining = ends.filter { $0.value > 0 }
-        guard !remaining.isEmpty else { return [] }
-        let consumer = try KafkaConsumer(configuration: KafkaConsumerConfiguration(
-            bootstrapServers: bootstrapServers, groupID: "kafkasync-dlq-reader-\(UUID().uuidString.prefix(8))",
-            topics: [topic], properties: properties.merging(["enable.auto.commit": "false"]) { $1 }), logger: logger)
-        var letters: [DeadLetter] = []
-        for await message in consumer.messages {
-            letters.append(DeadLetter(message))
-            if let end = remaining[message.partition], message.offset + 1 >= end { remaining[message.partition] = nil }
-            if remaining.isEmpty { break }
-        }
-        await consumer.close()
+        let letters = try await KafkaAdmin.read(topic, ranges: ends.mapValues { 0..<$0 }, bootstrapServers: bootstrapServers,
+                                                properties: properties, timeout: .seconds(30), logger: logger)
+            .map(DeadLetter.init)
         return letters.sorted { ($0.lastFailure, $0.position) < ($1.lastFailure, $1.position) }
     }
 }
