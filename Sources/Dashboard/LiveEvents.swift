@@ -15,6 +15,8 @@ public final class LiveEvents: Sendable {
     static let bufferSize = 4096
     /// Events a client may fall behind before it is disconnected.
     static let subscriberQueue = 1024
+    /// Retries waiting listed at most (``retries``).
+    static let retriesKept = 10_000
 
     /// One event of the stream, already encoded.
     struct Entry: Sendable, Equatable {
@@ -87,7 +89,9 @@ public final class LiveEvents: Sendable {
         let key = state.withLock { state in
             if let lastEventID {
                 let oldest = state.buffer.first?.id ?? state.nextID
-                if lastEventID + 1 < oldest || lastEventID >= state.nextID {
+                // Gone from the buffer, never given, or more than the client's queue holds: start over.
+                if lastEventID + 1 < oldest || lastEventID >= state.nextID
+                    || state.nextID - 1 - lastEventID >= Self.subscriberQueue {
                     continuation.yield(Entry(id: state.nextID - 1, type: "reset", data: "{}"))
                 } else {
                     for entry in state.buffer where entry.id > lastEventID { continuation.yield(entry) }
@@ -111,19 +115,21 @@ public final class LiveEvents: Sendable {
 
     private func receive(_ event: PipelineEvent) {
         let now = Date()
-        state.withLock { state in
+        // Dropped clients are finished once the lock is released: finishing runs their termination handler,
+        // which takes the lock to unsubscribe.
+        let dropped = state.withLock { state -> [AsyncStream<Entry>.Continuation] in
             switch event {
             case .started(let record):
                 let running = Running(name: record.name, remote: record.remote, total: record.bytesExpected,
                                       attempt: record.attempts)
                 state.running[record.jobID] = running
                 state.retries[record.jobID] = nil
-                append(Event(type: "started", jobID: record.jobID, name: running.name, remote: running.remote,
+                return append(Event(type: "started", jobID: record.jobID, name: running.name, remote: running.remote,
                              bytes: 0, total: running.total, attempt: running.attempt, time: now), to: &state)
             case .progress(let jobID, let bytes, let total):
                 if let total { state.running[jobID]?.total = total }
                 let running = state.running[jobID]
-                append(Event(type: "progress", jobID: jobID, name: running?.name, remote: running?.remote, bytes: bytes,
+                return append(Event(type: "progress", jobID: jobID, name: running?.name, remote: running?.remote, bytes: bytes,
                              total: total ?? running?.total, attempt: running?.attempt, time: now), to: &state)
             case .outcome(let outcome):
                 let jobID = outcome.job?.id ?? ""
@@ -141,28 +147,37 @@ public final class LiveEvents: Sendable {
                     entry.errorMessage = failure.message
                     state.retries[job.id] = QueueResponse.Retry(jobID: job.id, name: job.name, attempt: attempt,
                                                                 notBefore: notBefore)
+                    // Bounded: a retry taken by another consumer is never seen starting here.
+                    if state.retries.count > Self.retriesKept,
+                       let oldest = state.retries.values.min(by: { $0.notBefore < $1.notBefore }) {
+                        state.retries[oldest.jobID] = nil
+                    }
                 case .deadLetter(_, let failure):
                     entry.type = "dead_lettered"
                     entry.errorClass = failure.code.description
                     entry.errorMessage = failure.message
                 }
-                append(entry, to: &state)
+                return append(entry, to: &state)
             }
         }
+        for subscriber in dropped { subscriber.finish() }
     }
 
-    private func append(_ event: Event, to state: inout State) {
-        guard let data = try? encoder.encode(event) else { return }
+    /// Adds an event for every subscriber; returns those that fell behind (removed, to be finished).
+    private func append(_ event: Event, to state: inout State) -> [AsyncStream<Entry>.Continuation] {
+        guard let data = try? encoder.encode(event) else { return [] }
         let entry = Entry(id: state.nextID, type: event.type, data: String(decoding: data, as: UTF8.self))
         state.nextID += 1
         state.buffer.append(entry)
         if state.buffer.count > Self.bufferSize { state.buffer.removeFirst(state.buffer.count - Self.bufferSize / 2) }
+        var dropped: [AsyncStream<Entry>.Continuation] = []
         for (key, subscriber) in state.subscribers {
             if case .dropped = subscriber.yield(entry) {
                 // Too far behind: disconnect it; it reconnects with its Last-Event-ID.
                 state.subscribers[key] = nil
-                subscriber.finish()
+                dropped.append(subscriber)
             }
         }
+        return dropped
     }
 }

@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import TransferStore
+@testable import Dashboard
+@testable import KafkaSyncCore
+
+/// The live event stream's buffering: a client that does not read is dropped instead of holding events, and a
+/// reconnecting client resumes from its last event id while that is still buffered.
+@Suite struct LiveEventsTests {
+    private static func started(_ id: String) -> PipelineEvent {
+        .started(TransferRecord(jobID: id, name: "\(id).bin", remote: "remoteDetails", remotePath: "/\(id).bin",
+                                status: .running, attempts: 1, receivedAt: Date()))
+    }
+
+    /// Everything a stream holds now, then whether it ended (a live stream with nothing left would wait).
+    private static func drain(_ stream: AsyncStream<LiveEvents.Entry>, expecting count: Int) async -> [LiveEvents.Entry] {
+        var entries: [LiveEvents.Entry] = []
+        for await entry in stream {
+            entries.append(entry)
+            if entries.count == count { break }
+        }
+        return entries
+    }
+
+    @Test func aClientThatDoesNotReadIsDroppedAndThePipelineNeverWaits() async throws {
+        let events = PipelineEvents()
+        let live = LiveEvents(events: events)
+        let (slow, _) = live.subscribe(after: nil)
+        let (fast, cancelFast) = live.subscribe(after: nil)
+        #expect(live.subscriberCount == 2)
+        // More events than a client may fall behind: emitting returns every time.
+        let total = LiveEvents.subscriberQueue + 100
+        for index in 0..<total { events.emit(Self.started("job-\(index)")) }
+        #expect(live.subscriberCount == 0, "both fell behind (neither read) and were disconnected")
+        var kept = 0
+        for await _ in slow { kept += 1 }
+        #expect(kept == LiveEvents.subscriberQueue, "the stream ends after what it could hold")
+        cancelFast()
+        _ = fast
+
+        // Reconnecting after the last event it saw, the client gets the rest from the buffer; from further back
+        // than its queue holds, it is told to start over.
+        let (tooFar, cancelTooFar) = live.subscribe(after: 0)
+        #expect(await Self.drain(tooFar, expecting: 1).first?.type == "reset")
+        cancelTooFar()
+        let (resumed, cancel) = live.subscribe(after: LiveEvents.subscriberQueue)
+        defer { cancel() }
+        let rest = await Self.drain(resumed, expecting: 100)
+        #expect(rest.map(\.id) == Array(LiveEvents.subscriberQueue + 1 ... total))
+        #expect(rest.allSatisfy { $0.type == "started" })
+        #expect(rest.first?.data.contains(#""job_id":"job-\#(LiveEvents.subscriberQueue)""#) == true, "\(rest.first!)")
+    }
+
+    @Test func anIDNoLongerBufferedOrNeverGivenGetsAReset() async throws {
+        let events = PipelineEvents()
+        let live = LiveEvents(events: events)
+        for index in 0..<(LiveEvents.bufferSize + 10) { events.emit(Self.started("job-\(index)")) }
+        let (old, cancelOld) = live.subscribe(after: 1)
+        defer { cancelOld() }
+        #expect(await Self.drain(old, expecting: 1).first?.type == "reset")
+        let (future, cancelFuture) = live.subscribe(after: 1_000_000)
+        defer { cancelFuture() }
+        #expect(await Self.drain(future, expecting: 1).first?.type == "reset")
+    }
+
+    @Test func progressIsThrottledPerTransferAndCarriesTheSize() async throws {
+        let events = PipelineEvents()
+        let live = LiveEvents(events: events)
+        let (stream, cancel) = live.subscribe(after: nil)
+        defer { cancel() }
+        events.emit(Self.started("a"))
+        for bytes in 1...50 { events.emit(.progress(jobID: "a", bytes: Int64(bytes), total: 100)) }
+        events.emit(.progress(jobID: "b", bytes: 7, total: nil))
+        let job = try TransferJob(name: "a.bin", location: "/", id: "a")
+        events.emit(.outcome(.completed(.init(job: job, path: "/c/a.bin", bytes: 100, files: 1, duration: .seconds(1),
+                                              finishedAt: Date()))))
+        let entries = await Self.drain(stream, expecting: 4)
+        #expect(entries.map(\.type) == ["started", "progress", "progress", "completed"],
+                "50 progress events of one transfer within 500 ms are one: \(entries)")
+        #expect(entries[1].data.contains(#""bytes":1"#) && entries[1].data.contains(#""total":100"#))
+        #expect(entries[2].data.contains(#""job_id":"b""#))
+        #expect(live.retries.isEmpty)
+    }
+}
