@@ -153,11 +153,12 @@ enum TransferSQL {
     }
 
     /// Progress only moves a running transfer forward; it never touches a finished record.
-    static func progress(jobID: String, bytesTransferred: Int64, at time: Date) -> SQLStatement {
+    static func progress(jobID: String, bytesTransferred: Int64, bytesExpected: Int64?, at time: Date) -> SQLStatement {
         SQLStatement(sql: """
-            UPDATE transfers SET bytes_transferred = ?, updated_at = ? \
+            UPDATE transfers SET bytes_transferred = ?, bytes_expected = COALESCE(?, bytes_expected), updated_at = ? \
             WHERE job_id = ? AND status = 'running' AND bytes_transferred <= ?
-            """, arguments: [.integer(bytesTransferred), .init(time), .text(jobID), .integer(bytesTransferred)])
+            """, arguments: [.integer(bytesTransferred), .init(bytesExpected), .init(time), .text(jobID),
+                             .integer(bytesTransferred)])
     }
 
     static func list(_ query: TransferQuery) -> SQLStatement {

@@ -59,9 +59,12 @@ public final class SQLTransferStore: TransferStore {
         try await fetchRecords(TransferSQL.record(jobID: jobID)).first
     }
 
-    public func updateProgress(jobID: String, bytesTransferred: Int64, at time: Date) async throws(StoreError) {
+    public func updateProgress(jobID: String, bytesTransferred: Int64, bytesExpected: Int64?, at time: Date)
+        async throws(StoreError)
+    {
         try await Self.perform {
-            try await backend.execute([TransferSQL.progress(jobID: jobID, bytesTransferred: bytesTransferred, at: time)])
+            try await backend.execute([TransferSQL.progress(jobID: jobID, bytesTransferred: bytesTransferred,
+                                                            bytesExpected: bytesExpected, at: time)])
         }
     }
 

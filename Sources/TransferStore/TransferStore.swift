@@ -13,8 +13,9 @@ public protocol TransferStore: Sendable {
     func record(jobID: String) async throws(StoreError) -> TransferRecord?
     /// Every attempt of a job, first to last (its lineage); saving a record writes its attempt too.
     func attempts(jobID: String) async throws(StoreError) -> [TransferAttempt]
-    /// Moves a running transfer's byte count forward. Callers throttle with ``ProgressThrottle``.
-    func updateProgress(jobID: String, bytesTransferred: Int64, at time: Date) async throws(StoreError)
+    /// Moves a running transfer's byte count forward, and sets its size when the transfer learned it (`nil`
+    /// keeps the size known). Callers throttle with ``ProgressThrottle``.
+    func updateProgress(jobID: String, bytesTransferred: Int64, bytesExpected: Int64?, at time: Date) async throws(StoreError)
     /// The records matching a query, newest first.
     func records(matching query: TransferQuery) async throws(StoreError) -> [TransferRecord]
     /// How many transfers received since `since` are in each status.

@@ -75,18 +75,23 @@ import Testing
             #expect(try await store.record(jobID: "job-1")?.status == .queued)
 
             // Progress is ignored unless the transfer runs.
-            try await store.updateProgress(jobID: "job-1", bytesTransferred: 10, at: t0)
+            try await store.updateProgress(jobID: "job-1", bytesTransferred: 10, bytesExpected: nil, at: t0)
             #expect(try await store.record(jobID: "job-1")?.bytesTransferred == 0)
 
             job.status = .running
             job.attempts = 1
             job.startedAt = t0.addingTimeInterval(1)
             try await store.save(job)
-            try await store.updateProgress(jobID: "job-1", bytesTransferred: 400, at: t0.addingTimeInterval(2))
-            try await store.updateProgress(jobID: "job-1", bytesTransferred: 300, at: t0.addingTimeInterval(3))
+            try await store.updateProgress(jobID: "job-1", bytesTransferred: 400, bytesExpected: nil, at: t0.addingTimeInterval(2))
+            #expect(try await store.record(jobID: "job-1")?.bytesExpected == 1000, "no size from progress keeps the known one")
+            try await store.updateProgress(jobID: "job-1", bytesTransferred: 300, bytesExpected: 1200, at: t0.addingTimeInterval(3))
             let running = try await store.record(jobID: "job-1")
             #expect(running?.bytesTransferred == 400, "progress never goes backwards")
+            #expect(running?.bytesExpected == 1000, "nor does a stale report set the size")
+            try await store.updateProgress(jobID: "job-1", bytesTransferred: 500, bytesExpected: 1200, at: t0.addingTimeInterval(4))
+            #expect(try await store.record(jobID: "job-1")?.bytesExpected == 1200, "the size the transfer learned")
             #expect(running?.updatedAt == t0.addingTimeInterval(2))
+            job.bytesExpected = 1200
 
             job.status = .retrying
             job.bytesTransferred = 400
@@ -102,7 +107,7 @@ import Testing
             job.bytesTransferred = 1000
             job.finishedAt = t0.addingTimeInterval(10)
             try await store.save(job)
-            try await store.updateProgress(jobID: "job-1", bytesTransferred: 5, at: t0.addingTimeInterval(11))
+            try await store.updateProgress(jobID: "job-1", bytesTransferred: 5, bytesExpected: 5, at: t0.addingTimeInterval(11))
             let done = try await store.record(jobID: "job-1")
             #expect(done?.status == .completed)
             #expect(done?.attempts == 2)

@@ -53,7 +53,10 @@ final class TransferJournal: Sendable {
         { [throttle, store] progress in
             let now = Date()
             guard throttle.shouldWrite(jobID: jobID, at: now) else { return }
-            Task { try? await store.updateProgress(jobID: jobID, bytesTransferred: progress.bytes, at: now) }
+            Task {
+                try? await store.updateProgress(jobID: jobID, bytesTransferred: progress.bytes,
+                                                bytesExpected: progress.totalBytes, at: now)
+            }
         }
     }
 
