@@ -5,15 +5,17 @@ import KafkaSyncCore
 import Logging
 import Synchronization
 
-/// `kafkasync get`: a one-off download with the native engine.
+/// `kafkasync get`: a one-off download (the native engine, or lftp where the native engine cannot serve the server).
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Download one remote file or directory over SFTP with the native engine.",
+        abstract: "Download one remote file or directory over SFTP.",
         discussion: """
             The download is staged in --to as .<name>.partial (resumed when it exists) and renamed to <name> when \
             whole. Files of at least 64 MiB are fetched in --segments parallel ranges. Connection settings come \
-            from the flags, or from [remotes.NAME] with --config and --remote.
+            from the flags, or from [remotes.NAME] with --config and --remote. --engine auto (the default) uses \
+            the native engine, and lftp when the server offers only algorithms the native engine lacks (RSA host \
+            keys) or the key is RSA or passphrase-protected.
             """
     )
 
@@ -28,10 +30,14 @@ struct GetCommand: AsyncParsableCommand {
     @Option(name: .customLong("password-env"), help: "Environment variable holding the password.") var passwordEnv: String?
     @Option(help: "Use this [remotes.NAME] (or remoteDetails) from --config.") var remote: String?
     @Option(help: "The configuration file (with --remote).") var config = "./config.toml"
+    @Option(help: "native, lftp or auto (default: the remote's engine with --remote, else auto).") var engine: String?
 
     func validate() throws {
         guard HostKeyPolicy(rawValue: hostKeyPolicy) != nil else {
             throw ValidationError("--host-key-policy \(hostKeyPolicy): expected strict or accept-new")
+        }
+        if let engine, TransferEngineKind(rawValue: engine) == nil {
+            throw ValidationError("--engine \(engine): expected native, lftp or auto")
         }
         guard (1...64).contains(segments) else { throw ValidationError("--segments must be 1...64, not \(segments)") }
         guard let components = URLComponents(string: url), components.scheme == "sftp", !components.path.isEmpty else {
@@ -66,19 +72,27 @@ struct GetCommand: AsyncParsableCommand {
         let request = TransferRequest(job: job, remote: remoteConfig,
                                       stagedPath: (folder as NSString).appendingPathComponent(".\(name).partial"),
                                       parallelism: segments, segmentThreshold: 64 << 20)
-        let engine = NativeEngine(poolSize: segments, logger: makeLogger("kafkasync.get", level: .error))
+        let logger = makeLogger("kafkasync.get", level: .notice)
+        let native = NativeEngine(poolSize: segments, logger: logger), lftp = LftpEngine(logger: logger)
+        let chosen: any TransferEngine = switch engine.flatMap(TransferEngineKind.init(rawValue:)) ?? remoteConfig.engine {
+        case .native: native
+        case .lftp: lftp
+        case .auto: AutoEngine(native: native, lftp: lftp, logger: logger)
+        }
         let bar = ProgressBar(name: name, enabled: isatty(STDERR_FILENO) == 1)
         let started = ContinuousClock.now
         let staged: StagedTransfer
         do {
-            staged = try await engine.transfer(request) { bar.update($0) }
+            staged = try await chosen.transfer(request) { bar.update($0) }
         } catch {
-            await engine.shutdown()
+            await native.shutdown()
+            await lftp.shutdown()
             bar.finish()
             printError("kafkasync: \(error.message) [\(error.code)]")
             throw ExitCode(1)
         }
-        await engine.shutdown()
+        await native.shutdown()
+        await lftp.shutdown()
         bar.finish()
         let target = (folder as NSString).appendingPathComponent(name)
         guard rename(staged.path, target) == 0 else {

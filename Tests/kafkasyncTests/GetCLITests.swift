@@ -37,6 +37,27 @@ import Testing
         }
     }
 
+    @Test func anRSAOnlyServerIsFetchedWithNoEngineSetting() async throws {
+        try await withSSHServer(hostKeyType: "rsa") { server in
+            try server.serve("report.csv", Data("a,b\n1,2\n".utf8))
+            let out = server.directory.file("out")
+            let fetched = try await get(server, server.dataPath("report.csv"), to: out)
+            #expect(fetched.status == 0, "\(fetched.stderr)")
+            #expect(FileManager.default.contents(atPath: out + "/report.csv") == Data("a,b\n1,2\n".utf8))
+            #expect(fetched.stderr.contains("uses lftp") && fetched.stderr.contains("no_common_algorithm"), "\(fetched.stderr)")
+            // The native engine alone names the problem; the host key stays checked on the lftp path.
+            let native = try await get(server, server.dataPath("report.csv"), to: out, extra: ["--engine", "native"])
+            #expect(native.status == 1 && native.stderr.contains("no_common_algorithm"), "\(native.stderr)")
+            let stranger = server.directory.file("other_known_hosts")
+            try "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGb0OgTnGdkZJNkSgHPC8OJnk6W2F7nYl7pK0kXr9a1B\n"
+                .write(toFile: stranger, atomically: true, encoding: .utf8)
+            let unknown = try await get(server, server.dataPath("report.csv"), to: server.directory.file("out2"),
+                                        knownHosts: stranger)
+            #expect(unknown.status == 1, "an unknown host key is refused on the lftp path too: \(unknown.stderr)")
+            #expect(!FileManager.default.fileExists(atPath: server.directory.file("out2/report.csv")))
+        }
+    }
+
     @Test func resumesAPartialDownload() async throws {
         try await withSSHServer { server in
             let contents = Data((0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 13) })

@@ -48,8 +48,9 @@ public struct ConsumerApp: Sendable {
                 properties: config.consumerProperties, bufferCapacity: 2048,
                 revocationDrainTimeout: config.consumer.shutdownGrace),
             logger: logger)
+        let native = NativeEngine(poolSize: config.numThreads, logger: logger), lftp = LftpEngine(logger: logger)
         let engines: [TransferEngineKind: any TransferEngine] = [
-            .native: NativeEngine(poolSize: config.numThreads, logger: logger), .lftp: LftpEngine(logger: logger),
+            .native: native, .lftp: lftp, .auto: AutoEngine(native: native, lftp: lftp, logger: logger),
         ]
         let processor = JobProcessor(config: config, store: store, engines: engines, events: events, logger: logger)
         daemon = ConsumerDaemon(consumer: consumer, processor: processor,

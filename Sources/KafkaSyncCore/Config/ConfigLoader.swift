@@ -475,7 +475,7 @@ struct ConfigLoader {
                                           expected: "SHA256:<43 base64 characters> as ssh-keygen -lf prints it"))
             }
         }
-        let engine = choice((key + ".engine", table["engine"]), default: TransferEngineKind.native)
+        let engine = choice((key + ".engine", table["engine"]), default: TransferEngineKind.auto)
         let stallTimeout = positiveDuration((key + ".stall_timeout", table["stall_timeout"]), default: .seconds(60))
         guard issues.count == issuesBefore, let policy, let engine, let stallTimeout else { return nil }
         if password == nil && privateKey == nil {

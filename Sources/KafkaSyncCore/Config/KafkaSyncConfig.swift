@@ -75,7 +75,9 @@ public enum HostKeyPolicy: String, Sendable, Equatable, CaseIterable {
 
 /// Which transfer engine serves a remote.
 public enum TransferEngineKind: String, Sendable, Equatable, CaseIterable {
-    /// The built-in pooled, pipelined SFTP client (default).
+    /// The native engine where it can serve the remote, else lftp (``AutoEngine``; default).
+    case auto
+    /// The built-in pooled, pipelined SFTP client.
     case native
     /// Debian's `lftp`, one process per job.
     case lftp
@@ -121,7 +123,7 @@ public struct RemoteConfig: Sendable, Equatable {
                 passwordSource: SecretSource? = nil, privateKey: String? = nil, privateKeyPassphrase: Secret? = nil,
                 privateKeyPassphraseSource: SecretSource? = nil, knownHosts: String? = nil,
                 hostKeyFingerprint: String? = nil, hostKeyPolicy: HostKeyPolicy = .strict,
-                engine: TransferEngineKind = .native, stallTimeout: Duration = .seconds(60)) {
+                engine: TransferEngineKind = .auto, stallTimeout: Duration = .seconds(60)) {
         self.name = name
         self.host = host
         self.port = port

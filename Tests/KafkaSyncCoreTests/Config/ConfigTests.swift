@@ -57,7 +57,7 @@ private func withRemote(_ remote: String) -> String {
         #expect(config.defaultRemote.username == "your-sftp-user")
         #expect(config.defaultRemote.password?.revealed == "your-sftp-password")
         #expect(config.defaultRemote.hostKeyPolicy == .strict)
-        #expect(config.defaultRemote.engine == .native)
+        #expect(config.defaultRemote.engine == .auto)
         #expect(config.locations.incompletes == "/etc/kafkasync/incompletes")
         #expect(config.locations.completes == "/etc/kafkasync/completes")
         #expect(config.kafka == KafkaSettings(topic: "kafkasync-files", groupID: "file-consumer-group", properties: [:]))
