@@ -190,7 +190,7 @@ public final class SSHServerFixture: Sendable {
 
     /// The password user, created and given ``sharedPassword`` once per test process: fixtures start in
     /// parallel, and two `useradd`s (or `chpasswd`s) of one user at once fail.
-    private static let passwordUserReady = Task {
+    static let passwordUserReady = Task {
         try await ensureUser(passwordUser, password: sharedPassword)
     }
 

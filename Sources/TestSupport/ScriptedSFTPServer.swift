@@ -174,7 +174,10 @@ public final class ScriptedSFTPServer: Sendable {
     /// Starts the server with `script` and waits until it listens.
     /// - Throws: ``FixtureUnavailable`` when python3, asyncssh (`scripts/bootstrap` installs it) or ssh-keygen is
     ///   missing or the server does not start; tests fail then, they never skip.
-    public init(script: SFTPServerScript = SFTPServerScript(), filePath: String = #filePath) async throws {
+    /// - Parameter truthful: serve with asyncssh's own SFTP server instead (the script is ignored): an SFTP
+    ///   implementation other than OpenSSH's for compatibility tests.
+    public init(script: SFTPServerScript = SFTPServerScript(), truthful: Bool = false,
+                filePath: String = #filePath) async throws {
         directory = try TemporaryDirectory(prefix: "kafkasync-scripted-sftp")
         root = directory.file("root")
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -192,7 +195,7 @@ public final class ScriptedSFTPServer: Sendable {
         process = try BackgroundProcess("python3", [
             program, "--root", root, "--script", scriptPath, "--host-key", hostKey,
             "--authorized-keys", clientKey + ".pub", "--user", username, "--password-env", passwordVariable,
-        ], environment: [passwordVariable: password])
+        ] + (truthful ? ["--asyncssh-sftp"] : []), environment: [passwordVariable: password])
         let started = process
         let line = try await withTimeout(.seconds(60), "the scripted SFTP server to listen") {
             await started.nextLine()

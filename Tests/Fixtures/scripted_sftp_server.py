@@ -32,7 +32,9 @@ change the lies between attempts):
   }
 }
 
-Arguments: --root DIR --script FILE --host-key FILE [--authorized-keys FILE] --user NAME [--password-env VAR].
+Arguments: --root DIR --script FILE --host-key FILE [--authorized-keys FILE] --user NAME [--password-env VAR]
+[--asyncssh-sftp]. With --asyncssh-sftp the script is ignored and asyncssh's own SFTP server answers (chrooted to
+the root): an SFTP implementation other than OpenSSH's, which tells nothing but the truth.
 The password comes from an environment variable, never the command line. Prints "LISTENING <port>" on stdout once
 it accepts connections (port 0 picks a free one), and one line per SFTP request on stderr.
 """
@@ -408,6 +410,13 @@ class Server(asyncssh.SSHServer):
         return SFTPSession(self.options)
 
 
+class TruthfulServer(Server):
+    """Logs in as Server does; asyncssh's own SFTP server answers (sftp_factory)."""
+
+    def session_requested(self):
+        return False
+
+
 class Options:
     def __init__(self, arguments):
         self.root = os.path.realpath(arguments.root)
@@ -435,11 +444,18 @@ async def main():
     parser.add_argument("--user", required=True)
     parser.add_argument("--password-env")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--asyncssh-sftp", action="store_true")
     arguments = parser.parse_args()
     options = Options(arguments)
-    listener = await asyncssh.listen(
-        "127.0.0.1", arguments.port, server_host_keys=[arguments.host_key], encoding=None,
-        server_factory=lambda: Server(options), keepalive_interval=0, login_timeout=30)
+    if arguments.asyncssh_sftp:
+        listener = await asyncssh.listen(
+            "127.0.0.1", arguments.port, server_host_keys=[arguments.host_key],
+            server_factory=lambda: TruthfulServer(options), keepalive_interval=0, login_timeout=30,
+            sftp_factory=lambda channel: asyncssh.SFTPServer(channel, chroot=options.root.encode()))
+    else:
+        listener = await asyncssh.listen(
+            "127.0.0.1", arguments.port, server_host_keys=[arguments.host_key], encoding=None,
+            server_factory=lambda: Server(options), keepalive_interval=0, login_timeout=30)
     port = listener.sockets[0].getsockname()[1]
     print(f"LISTENING {port}", flush=True)
     await listener.wait_closed()
