@@ -173,9 +173,9 @@ final class ConsumerFixture: Sendable {
 /// Runs `body` with an sshd and a consumer fixture, cleaning both up.
 func withConsumerFixture(partitions: Int = 4, consumerConfig: String = "", remoteConfig: ((SSHServerFixture) -> String)? = nil,
                          httpConfig: String = "listen = \"127.0.0.1:0\"", extraConfig: String = "",
-                         kafkaProperties: [String: String] = [:],
+                         kafkaProperties: [String: String] = [:], hostKeyType: String = "ed25519",
                          _ body: (ConsumerFixture) async throws -> Void) async throws {
-    try await withSSHServer { server in
+    try await withSSHServer(hostKeyType: hostKeyType) { server in
         let fixture = try ConsumerFixture(server: server, partitions: partitions, consumerConfig: consumerConfig,
                                           remoteConfig: remoteConfig?(server), httpConfig: httpConfig,
                                           extraConfig: extraConfig,

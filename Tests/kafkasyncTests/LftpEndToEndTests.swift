@@ -33,6 +33,26 @@ import Testing
         }
     }
 
+    @Test func aJobOnAnRSAOnlyServerLandsWithNoEngineSetting() async throws {
+        // The fixture's remote names no engine: "auto".
+        try await withConsumerFixture(hostKeyType: "rsa") { fixture in
+            try fixture.server.serve("from-the-appliance.bin", Data("served over an RSA host key".utf8))
+            try fixture.server.serve("second.bin", Data("and again".utf8))
+            try await fixture.withConsumer { consumer in
+                try await fixture.publish([fixture.job("from-the-appliance.bin")])
+                let done = try await fixture.read(fixture.topics.done, count: 1)
+                #expect(try DoneEvent.decode(done[0].value).name == "from-the-appliance.bin")
+                try await fixture.publish([fixture.job("second.bin")])
+                _ = try await fixture.read(fixture.topics.done, count: 2)
+                #expect(FileManager.default.contents(atPath: fixture.completes + "/from-the-appliance.bin")
+                        == Data("served over an RSA host key".utf8))
+                #expect(FileManager.default.contents(atPath: fixture.completes + "/second.bin") == Data("and again".utf8))
+                let switched = consumer.stderr.components(separatedBy: "uses lftp from now on").count - 1
+                #expect(switched == 1, "the choice is logged once: \(consumer.stderr.suffix(3000))")
+            }
+        }
+    }
+
     @Test func aLocationThatLftpWouldReadAsAnOptionOrAURLIsDeadLetteredAndNothingIsWritten() async throws {
         let target = "/tmp/x-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: target) }
