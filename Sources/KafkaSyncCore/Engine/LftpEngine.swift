@@ -87,7 +87,8 @@ public struct LftpEngine: TransferEngine {
                    "-o", "ConnectTimeout=20", "-o", "ServerAliveInterval=15"]
         if let knownHosts = remote.knownHosts { ssh += ["-o", "UserKnownHostsFile=\(knownHosts)"] }
         if let key = remote.privateKey { ssh += ["-i", key] }
-        if remote.password == nil { ssh += ["-o", "BatchMode=yes"] }  // no prompt lftp could not answer
+        // No prompt lftp could not answer; a key's passphrase is answered by the askpass helper instead.
+        if remote.password == nil && remote.privateKeyPassphrase == nil { ssh += ["-o", "BatchMode=yes"] }
         let script = [
             "set cmd:fail-exit yes",
             "set net:max-retries 2",
@@ -105,7 +106,8 @@ public struct LftpEngine: TransferEngine {
         let result: LftpResult
         do {
             result = try await runLftp(program, script: script.joined(separator: "\n"),
-                                       password: remote.password?.revealed)
+                                       password: remote.password?.revealed,
+                                       passphrase: remote.privateKeyPassphrase?.revealed)
         } catch {
             if Task.isCancelled { throw TransferFailure(.cancelled, "the transfer was cancelled") }
             throw TransferFailure(.lftpUnavailable, "cannot run lftp: \(error)")
@@ -136,14 +138,24 @@ public struct LftpEngine: TransferEngine {
     /// Runs lftp reading its script from standard input (so nothing but the program name is on its command line),
     /// in a session of its own, reading standard output and error concurrently (each kept to its last 64 KiB).
     /// A cancelled task stops lftp before this returns.
-    private func runLftp(_ program: String, script: String, password: String?) async throws -> LftpResult {
+    /// The password and a key's passphrase travel in lftp's environment, never on a command line: lftp reads
+    /// `LFTP_PASSWORD`; ssh asks ``AskPass`` for the passphrase, which prints `KAFKASYNC_KEY_PASSPHRASE`.
+    private func runLftp(_ program: String, script: String, password: String?, passphrase: String?) async throws
+        -> LftpResult
+    {
+        var environment: [Environment.Key: String?] = ["LFTP_PASSWORD": password]
+        if let passphrase {
+            environment["SSH_ASKPASS"] = try AskPass.program()
+            environment["SSH_ASKPASS_REQUIRE"] = "force"
+            environment["KAFKASYNC_KEY_PASSPHRASE"] = passphrase
+        }
         var options = PlatformOptions()
         options.createSession = true
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: .seconds(2))]
         let processes = self.processes
         let result = try await Subprocess.run(
             .path(FilePath(program)), arguments: ["-f", "/dev/stdin"],
-            environment: .inherit.updating(["LFTP_PASSWORD": password]), platformOptions: options,
+            environment: .inherit.updating(environment), platformOptions: options,
             input: .string(script), output: .sequence, error: .sequence
         ) { execution in
             let pid = execution.processIdentifier.value
@@ -324,4 +336,22 @@ final class RunningProcesses: Sendable {
 /// A word for an lftp script: double-quoted with `\` and `"` escaped.
 private func quoted(_ text: String) -> String {
     "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+}
+
+/// The program ssh runs to ask for a key's passphrase (`SSH_ASKPASS`): a script that prints
+/// `KAFKASYNC_KEY_PASSPHRASE` from its environment. It holds no secret; it is written once per process into a
+/// private temporary folder.
+enum AskPass {
+    private static let written = Result { () throws -> String in
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("kafkasync-askpass-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        let script = folder.appendingPathComponent("askpass").path
+        try "#!/bin/sh\nprintf '%s\\n' \"$KAFKASYNC_KEY_PASSPHRASE\"\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: script)
+        return script
+    }
+
+    /// The script's path.
+    static func program() throws -> String { try written.get() }
 }

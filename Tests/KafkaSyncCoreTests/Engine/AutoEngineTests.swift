@@ -54,6 +54,33 @@ import TestSupport
         }
     }
 
+    @Test func aPassphraseProtectedKeyIsUsedThroughLftp() async throws {
+        try await withSSHServer { server in
+            let directory = try TemporaryDirectory(prefix: "kafkasync-auto")
+            defer { directory.remove() }
+            try server.serve("one.bin", Data("first file".utf8))
+            // The fixture's authorized key, protected by a passphrase (as `ssh-keygen -N` writes it).
+            let key = directory.file("id_protected")
+            try FileManager.default.copyItem(atPath: server.clientKey, toPath: key)
+            let protected = try await runProcess("ssh-keygen", ["-q", "-p", "-P", "", "-N", "s3cret words", "-f", key])
+            #expect(protected.status == 0, "\(protected.stderr)")
+            var request = try request("one.bin", server, into: directory)
+            request.remote.privateKey = key
+            request.remote.privateKeyPassphrase = Secret("s3cret words")
+            let native = NativeEngine(poolSize: 2, logger: logger)
+            defer { Task { await native.shutdown() } }
+            let auto = AutoEngine(native: native, lftp: LftpEngine(logger: logger), logger: logger)
+            let staged = try await auto.transfer(request) { _ in }
+            #expect(FileManager.default.contents(atPath: staged.path) == Data("first file".utf8))
+            #expect(auto.remotesOnLftp == ["box"], "the native engine cannot decrypt it: unsupported_key")
+
+            // A wrong passphrase fails the transfer; it never waits for a prompt.
+            request.remote.privateKeyPassphrase = Secret("wrong")
+            request.stagedPath = directory.file("again.partial")
+            await #expect(throws: TransferFailure.self) { _ = try await auto.transfer(request) { _ in } }
+        }
+    }
+
     @Test func withoutLftpTheNativeEnginesReasonIsReported() async throws {
         try await withSSHServer(hostKeyType: "rsa") { server in
             let directory = try TemporaryDirectory(prefix: "kafkasync-auto")
