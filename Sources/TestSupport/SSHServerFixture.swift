@@ -32,9 +32,11 @@ public final class SSHServerFixture: Sendable {
     private static let sharedPassword = "pw-\(UUID().uuidString.prefix(12))"
 
     /// Starts sshd and waits until it listens.
-    /// - Parameter hostKeyType: `ed25519` (default), `ecdsa` or `rsa` (for tests of unsupported algorithms).
+    /// - Parameters:
+    ///   - hostKeyType: `ed25519` (default), `ecdsa` or `rsa` (for tests of unsupported algorithms).
+    ///   - extraConfig: more sshd_config lines (`Ciphers …`, `MACs …`, `RekeyLimit …`).
     /// - Throws: ``FixtureUnavailable`` when sshd or ssh-keygen is missing or sshd does not start.
-    public init(hostKeyType: String = "ed25519") async throws {
+    public init(hostKeyType: String = "ed25519", extraConfig: String = "") async throws {
         directory = try TemporaryDirectory(prefix: "kafkasync-sshd")
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
         let dataDirectory = directory.file("data")
@@ -85,6 +87,7 @@ public final class SSHServerFixture: Sendable {
             MaxSessions 64
             MaxStartups 64
             LogLevel VERBOSE
+            \(extraConfig)
             """)
         configPath = config
         running = Mutex(try await Self.startSSHD(config))
@@ -206,9 +209,10 @@ public final class SSHServerFixture: Sendable {
 }
 
 /// Runs `body` with a fresh sshd, stopping it (and removing its folder) afterwards, whatever happens.
-public func withSSHServer<Result>(hostKeyType: String = "ed25519",
+public func withSSHServer<Result>(hostKeyType: String = "ed25519", extraConfig: String = "",
                                   _ body: (SSHServerFixture) async throws -> Result) async throws -> Result {
-    try await withFixture(try await SSHServerFixture(hostKeyType: hostKeyType), stop: { await $0.stop() }, body)
+    try await withFixture(try await SSHServerFixture(hostKeyType: hostKeyType, extraConfig: extraConfig),
+                          stop: { await $0.stop() }, body)
 }
 
 /// A TCP port on 127.0.0.1 that nothing listens on now (the system picks it; another process may take it before

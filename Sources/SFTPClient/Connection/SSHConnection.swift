@@ -87,7 +87,8 @@ public final class SSHConnection: Sendable {
                                                     credentials: configuration.credentials, outcome: outcome)
                     let serverAuth = ServerAuthDelegate(verifier: configuration.hostKeyVerifier, outcome: outcome)
                     try sync.addHandler(NIOSSHHandler(
-                        role: .client(.init(userAuthDelegate: userAuth, serverAuthDelegate: serverAuth)),
+                        role: .client(.init(userAuthDelegate: userAuth, serverAuthDelegate: serverAuth,
+                                            transportProtectionSchemes: transportProtectionSchemes)),
                         allocator: channel.allocator, inboundChildChannelInitializer: nil))
                     try sync.addHandler(HandshakeWatcher(outcome: outcome))
                 }
@@ -207,7 +208,7 @@ final class HandshakeOutcome: Sendable {
         if let error = error as? NIOSSHError, error.type == .keyExchangeNegotiationFailure {
             return SFTPError(.noCommonAlgorithm, """
                 \(address) offers no key exchange, host key or cipher algorithm the native engine supports \
-                (it supports ed25519 and ECDSA host keys, curve25519/ECDH key exchange, AES-GCM): \(error). \
+                (it supports ed25519 and ECDSA host keys, curve25519/ECDH key exchange, AES-GCM, AES-CTR with HMAC-SHA-256): \(error). \
                 Set engine = "lftp" for this remote
                 """)
         }

@@ -82,6 +82,36 @@ import TestSupport
         }
     }
 
+    /// An sshd that offers only one cipher and MAC (no AES-GCM), rekeying every 256 KiB: the native engine
+    /// negotiates AES-CTR with HMAC-SHA2 (with and without encrypt-then-MAC) and carries its counters across
+    /// packets and new keys.
+    @Test(arguments: [("aes128-ctr", "hmac-sha2-256"), ("aes256-ctr", "hmac-sha2-256"),
+                      ("aes128-ctr", "hmac-sha2-256-etm@openssh.com"), ("aes256-ctr", "hmac-sha2-256-etm@openssh.com")])
+    func aServerWithoutAESGCMIsServedWithCTRAndHMAC(_ cipher: String, _ mac: String) async throws {
+        try await withSSHServer(extraConfig: "Ciphers \(cipher)\nMACs \(mac)\nRekeyLimit 256K") { server in
+            let directory = try TemporaryDirectory(prefix: "kafkasync-ctr")
+            defer { directory.remove() }
+            let contents = Self.bytes(3 << 20, seed: 5)
+            try server.serve("ctr.bin", contents)
+            var remote = RemoteConfig(name: "ctr", host: "127.0.0.1", port: server.port, username: server.username,
+                                      privateKey: server.clientKey, knownHosts: server.knownHosts)
+            remote.engine = .native
+            let engine = NativeEngine(poolSize: 2, logger: logger)
+            defer { Task { await engine.shutdown() } }
+            let request = TransferRequest(job: try TransferJob(name: "ctr.bin", location: server.dataPath(""), kind: .file),
+                                          remote: remote, stagedPath: directory.file("ctr.partial"), parallelism: 2,
+                                          segmentThreshold: 1 << 20)
+            let staged: StagedTransfer
+            do {
+                staged = try await engine.transfer(request) { _ in }
+            } catch {
+                Issue.record("sshd log:\n\(server.log.suffix(2000))")
+                throw error
+            }
+            #expect(FileManager.default.contents(atPath: staged.path) == contents)
+        }
+    }
+
     @Test func anRSAOnlyProFTPDIsServedWithNoEngineSetting() async throws {
         try await withProFTPDServer(hostKeyType: "rsa") { server in
             let directory = try TemporaryDirectory(prefix: "kafkasync-other-rsa")
