@@ -174,9 +174,10 @@ public final class ScriptedSFTPServer: Sendable {
     /// Starts the server with `script` and waits until it listens.
     /// - Throws: ``FixtureUnavailable`` when python3, asyncssh (`scripts/bootstrap` installs it) or ssh-keygen is
     ///   missing or the server does not start; tests fail then, they never skip.
-    /// - Parameter truthful: serve with asyncssh's own SFTP server instead (the script is ignored): an SFTP
-    ///   implementation other than OpenSSH's for compatibility tests.
-    public init(script: SFTPServerScript = SFTPServerScript(), truthful: Bool = false,
+    /// - Parameter implementation: `.scripted` (default) lies as the script says; `.asyncssh` and `.paramiko`
+    ///   serve the folder truthfully with those libraries' own SFTP servers (the script is ignored): SSH and SFTP
+    ///   implementations other than OpenSSH's, for compatibility tests.
+    public init(script: SFTPServerScript = SFTPServerScript(), implementation: Implementation = .scripted,
                 filePath: String = #filePath) async throws {
         directory = try TemporaryDirectory(prefix: "kafkasync-scripted-sftp")
         root = directory.file("root")
@@ -190,12 +191,18 @@ public final class ScriptedSFTPServer: Sendable {
         password = "pw-\(UUID().uuidString.prefix(12))"
         scriptPath = directory.file("script.json")
         try Self.write(script, to: scriptPath)
-        let program = packageRoot(filePath: filePath) + "/Tests/Fixtures/scripted_sftp_server.py"
+        let fixtures = packageRoot(filePath: filePath) + "/Tests/Fixtures/"
         let passwordVariable = "KAFKASYNC_SCRIPTED_SFTP_PASSWORD"
-        process = try BackgroundProcess("python3", [
-            program, "--root", root, "--script", scriptPath, "--host-key", hostKey,
-            "--authorized-keys", clientKey + ".pub", "--user", username, "--password-env", passwordVariable,
-        ] + (truthful ? ["--asyncssh-sftp"] : []), environment: [passwordVariable: password])
+        let arguments = switch implementation {
+        case .scripted, .asyncssh:
+            [fixtures + "scripted_sftp_server.py", "--root", root, "--script", scriptPath, "--host-key", hostKey,
+             "--authorized-keys", clientKey + ".pub", "--user", username, "--password-env", passwordVariable]
+                + (implementation == .asyncssh ? ["--asyncssh-sftp"] : [])
+        case .paramiko:
+            [fixtures + "paramiko_sftp_server.py", "--root", root, "--host-key", hostKey,
+             "--authorized-keys", clientKey + ".pub"]
+        }
+        process = try BackgroundProcess("python3", arguments, environment: [passwordVariable: password])
         let started = process
         let line = try await withTimeout(.seconds(60), "the scripted SFTP server to listen") {
             await started.nextLine()
@@ -209,6 +216,16 @@ public final class ScriptedSFTPServer: Sendable {
         let hostPublicKey = try String(contentsOfFile: hostKey + ".pub", encoding: .utf8)
             .split(separator: " ").prefix(2).joined(separator: " ")
         knownHosts = try directory.write("known_hosts", "[127.0.0.1]:\(port) \(hostPublicKey)\n")
+    }
+
+    /// Which server answers.
+    public enum Implementation: Sendable {
+        /// Tests/Fixtures/scripted_sftp_server.py's own SFTP, lying as the script says.
+        case scripted
+        /// asyncssh's SFTP server.
+        case asyncssh
+        /// paramiko's SFTP server (Tests/Fixtures/paramiko_sftp_server.py).
+        case paramiko
     }
 
     /// Replaces the script; sessions started from now on follow it.

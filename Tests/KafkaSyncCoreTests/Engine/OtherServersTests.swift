@@ -4,14 +4,14 @@ import Testing
 import TestSupport
 @testable import KafkaSyncCore
 
-/// The native engine against SFTP servers other than OpenSSH, started by the tests: ProFTPD's mod_sftp (Debian)
-/// and asyncssh's SFTP server (PyPI). A file, a file in parallel segments, and a directory tree each land whole.
+/// The native engine against SFTP servers other than OpenSSH, started by the tests: ProFTPD's mod_sftp (Debian),
+/// asyncssh's SFTP server and paramiko's (PyPI). A file, a file in parallel segments, and a directory tree each land whole.
 /// An RSA-only ProFTPD (the appliance case) is served through lftp by `engine = "auto"` with no setting.
 @Suite(.timeLimit(.minutes(3))) struct OtherServersTests {
     let logger = Logger(label: "test.other-servers")
 
     enum Server: String, CaseIterable, Sendable {
-        case proftpd, asyncssh
+        case proftpd, asyncssh, paramiko
     }
 
     /// What a test needs of a server: write a file there, and a remote for it.
@@ -21,14 +21,14 @@ import TestSupport
         let log: @Sendable () -> String
     }
 
-    private func with(_ server: Server, _ body: (Served) async throws -> Void) async throws {
-        switch server {
+    private func with(_ kind: Server, _ body: (Served) async throws -> Void) async throws {
+        switch kind {
         case .proftpd:
             try await withProFTPDServer { server in
                 try await body(Served(serve: { try server.serve($0, $1) }, remote: server.remote(), log: { server.log }))
             }
-        case .asyncssh:
-            let server = try await ScriptedSFTPServer(truthful: true)
+        case .asyncssh, .paramiko:
+            let server = try await ScriptedSFTPServer(implementation: kind == .asyncssh ? .asyncssh : .paramiko)
             do {
                 try await body(Served(serve: { try server.serve($0, $1) }, remote: server.remote(), log: { server.log }))
                 await server.stop()
