@@ -174,14 +174,27 @@ struct DashboardRoutes: Sendable {
         let body = ResponseBody { writer in
             defer { cancel() }
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            let ticks = AsyncTimerSequence(interval: Self.keepAlive, clock: .continuous).map { _ in LiveEvents.Entry?.none }
-            // Ends when the client goes, when it falls behind, or when the server shuts down gracefully.
-            for await entry in merge(stream.map { Optional($0) }, ticks).cancelOnGracefulShutdown() {
-                try await writer.write(ByteBuffer(string: entry?.text ?? ": keep-alive\n\n"))
+            let events = chain(stream.map { StreamItem.event($0) }, [StreamItem.end].async)
+            let ticks = AsyncTimerSequence(interval: Self.keepAlive, clock: .continuous).map { _ in StreamItem.keepAlive }
+            // Ends when the client goes, when it fell behind (its events ended: it reconnects with Last-Event-ID),
+            // or when the server shuts down gracefully.
+            loop: for await item in merge(events, ticks).cancelOnGracefulShutdown() {
+                switch item {
+                case .event(let entry): try await writer.write(ByteBuffer(string: entry.text))
+                case .keepAlive: try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
+                case .end: break loop
+                }
             }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    /// What the event stream writes: an event, a keep-alive comment, or the end of the client's events.
+    private enum StreamItem: Sendable {
+        case event(LiveEvents.Entry)
+        case keepAlive
+        case end
     }
 
     /// What waits: per partition of the jobs topic, the records after the group's committed offset (Kafka's lag:
