@@ -36,8 +36,7 @@ struct DashboardRoutes: Sendable {
         -> Router<DashboardRequestContext>
     {
         let router = Router(context: DashboardRequestContext.self)
-        // Headers are not logged: the Authorization header carries the token.
-        router.add(middleware: LogRequestsMiddleware(.debug, includeHeaders: .none))
+        router.add(middleware: LogPathsMiddleware())
         router.add(middleware: RequestLimitsMiddleware(maxBodySize: configuration.maxBodySize))
         router.get("healthz") { _, _ in HealthResponse(status: "alive") }
         router.get("readyz") { _, _ in await ready() }

@@ -3,6 +3,17 @@ import Foundation
 import Hummingbird
 import KafkaSyncCore
 
+/// Logs each request at debug level: method and path only, never the query (EventSource's `?token=`) nor headers
+/// (`Authorization`).
+struct LogPathsMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        context.logger.debug("HTTP request", metadata: ["http.method": "\(request.method)", "http.path": "\(request.uri.path)"])
+        return try await next(request, context)
+    }
+}
+
 /// Refuses a request whose declared body is larger than `maxBodySize` (413) before a route reads it. A body
 /// without a length is bounded where it is read (``DashboardRequestContext/maxUploadSize``).
 struct RequestLimitsMiddleware<Context: RequestContext>: RouterMiddleware {

@@ -4,6 +4,7 @@ import KafkaClient
 import Logging
 import ServiceLifecycle
 import TestSupport
+import Synchronization
 import Testing
 import TransferStore
 @testable import KafkaSyncCore
@@ -11,14 +12,15 @@ import TransferStore
 /// The HTTP server on a free loopback port over a real SQLite store; readiness is set as the pipeline would.
 @Suite struct DashboardServerTests {
     /// Runs a server over a fresh store while `body` runs, then shuts it down gracefully.
-    private func withServer(token: Secret? = nil,
+    private func withServer(token: Secret? = nil, capture: CapturedLog? = nil,
                             _ body: @escaping @Sendable (_ url: String, any TransferStore, ConsumerReadiness) async throws -> Void)
         async throws
     {
         let directory = try TemporaryDirectory(prefix: "kafkasync-dashboard")
         defer { directory.remove() }
-        var logger = Logger(label: "kafkasync.dashboard-test")
-        logger.logLevel = .info
+        var logger = capture.map { capture in Logger(label: "kafkasync.dashboard-test") { _ in capture.handler } }
+            ?? Logger(label: "kafkasync.dashboard-test")
+        logger.logLevel = capture == nil ? .info : .trace
         let readiness = ConsumerReadiness()
         try await withTransferStore(.sqlite(path: directory.file("store.db")), logger: logger) { [logger] store in
             let (urls, listening) = AsyncStream.makeStream(of: String.self)
@@ -119,6 +121,21 @@ import TransferStore
         }
     }
 
+    @Test func theTokenNeverReachesTheLogEvenAtTraceLevel() async throws {
+        let token = "tok-\(UUID().uuidString)"
+        let log = CapturedLog()
+        try await withServer(token: Secret(token), capture: log) { url, _, _ in
+            let query = try await httpRequest(url + "api/status?token=" + token)
+            #expect(query.status == 200, "the query form, for EventSource")
+            let header = try await httpRequest(url + "api/status", headers: ["Authorization": "Bearer " + token])
+            #expect(header.status == 200)
+            let wrong = try await httpRequest(url + "api/status?token=wrong")
+            #expect(wrong.status == 401)
+        }
+        #expect(log.text.contains("/api/status"), "requests are logged at debug level: \(log.text.prefix(500))")
+        #expect(!log.text.contains(token))
+    }
+
     @Test func aLargeRequestBodyIsRefused() async throws {
         try await withServer { url, _, _ in
             let large = try await httpRequest(url + "healthz", method: "POST", body: Data(count: 100 << 10))
@@ -136,6 +153,27 @@ import TransferStore
             let error = await #expect(throws: DashboardServerError.self) { try await second.run() }
             #expect(error?.address == ListenAddress(host: "127.0.0.1", port: port))
             #expect(error?.description.contains("127.0.0.1:\(port) (http.listen)") == true, "\(String(describing: error))")
+        }
+    }
+}
+
+/// Log lines kept in memory (every level), to check what reaches a log.
+final class CapturedLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    var text: String { lines.withLock { $0.joined(separator: "\n") } }
+    var handler: Handler { Handler(capture: self) }
+
+    struct Handler: LogHandler {
+        let capture: CapturedLog
+        var logLevel: Logger.Level = .trace
+        var metadata: Logger.Metadata = [:]
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            capture.lines.withLock { $0.append("\(event.level) \(event.message) \(all)") }
         }
     }
 }
