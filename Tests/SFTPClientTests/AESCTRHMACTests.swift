@@ -33,10 +33,10 @@ import Testing
         return buffer
     }
 
-    static let schemes: [(any NIOSSHTransportProtection.Type, Int)] = [
+    static var schemes: [(any NIOSSHTransportProtection.Type, Int)] { [
         (AES128CTRHMACSHA256.self, 16), (AES256CTRHMACSHA256.self, 32),
         (AES128CTRHMACSHA256ETM.self, 16), (AES256CTRHMACSHA256ETM.self, 32),
-    ]
+    ] }
 
     @Test(arguments: 0..<4)
     func packetsRoundTripAndATamperedOneFailsItsMAC(_ index: Int) throws {
