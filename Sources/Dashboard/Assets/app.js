@@ -199,7 +199,7 @@ const refreshStatus = loader('status', async () => {
   const seen = new Set(running.map((t) => t && t.job_id));
   for (const jobID of [...runningRows.keys()]) if (!seen.has(jobID)) removeRunning(jobID);
   for (const t of running) updateRunning(t, null);
-}, 500);
+}, 2000);
 
 // ---- queue --------------------------------------------------------------------------------------------------
 
@@ -503,12 +503,11 @@ function onEvent(type, message) {
     case 'started':
       removeRunning(event.job_id); // a new attempt starts from zero
       updateRunning({ ...event, bytes: event.bytes ?? 0 }, event.time);
-      refreshQueue();
       break;
     case 'progress': updateRunning(event, event.time); return; // counts do not change
     case 'completed': removeRunning(event.job_id); bumpActivity(event); break;
     case 'skipped': removeRunning(event.job_id); break;
-    case 'retrying': removeRunning(event.job_id); refreshQueue(); break;
+    case 'retrying': removeRunning(event.job_id); break;
     case 'dead_lettered': removeRunning(event.job_id); refreshDLQ(); break;
   }
   refreshStatus();

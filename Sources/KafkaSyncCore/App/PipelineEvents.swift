@@ -6,8 +6,8 @@ import TransferStore
 public enum PipelineEvent: Sendable, Equatable {
     /// A transfer started: its row as the store has it (name, remote, attempt, expected size).
     case started(TransferRecord)
-    /// Bytes moved so far by a running transfer, and its size once known (at most
-    /// ``PipelineEvents/progressInterval`` apart per job).
+    /// Bytes moved so far by a running transfer, and its size once known (at most one per
+    /// ``PipelineEvents/progressInterval`` per job, the first one that long after the start).
     case progress(jobID: String, bytes: Int64, total: Int64?)
     /// The job ended, one way or another.
     case outcome(Outcome)
@@ -39,8 +39,9 @@ public final class PipelineEvents: Sendable {
             guard throttle.shouldWrite(jobID: jobID, at: Date()) else { return }
         case .outcome(let outcome):
             if let id = outcome.job?.id { throttle.finish(jobID: id) }
-        case .started:
-            break
+        case .started(let record):
+            // The first progress comes half a second after the start: a small file is done before it would matter.
+            _ = throttle.shouldWrite(jobID: record.jobID, at: Date())
         }
         for observer in observers.withLock({ $0 }) { observer(event) }
     }
