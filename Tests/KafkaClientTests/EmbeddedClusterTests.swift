@@ -98,7 +98,7 @@ import Testing
         await third.close()
     }
 
-    @Test func messagesProducedWhileABrokerIsDownArriveAfterItReturns() async throws {
+    @Test func messagesProducedWhileABrokerIsDownArriveOnceTheirPartitionHasALeaderAgain() async throws {
         let topic = KafkaFixtures.uniqueName("jobs")
         let cluster = try KafkaFixtures.cluster(brokers: 3, topics: [topic: 4])
         let producer = try KafkaFixtures.producer(cluster)
@@ -108,9 +108,12 @@ import Testing
         for (partition, leader) in [(0, 1), (1, 2), (2, 3), (3, 1)] as [(Int32, Int32)] {
             try cluster.setPartitionLeader(topic: topic, partition: partition, brokerID: leader)
         }
-        let reports = try await KafkaFixtures.withBrokerPortsReserved(cluster) {
-          try cluster.setBrokerDown(2)
-          return try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
+        // Broker 2 stays down: bringing a mock broker back re-creates its listener on the same port, and the mock
+        // aborts the whole test process when that port is taken meanwhile (seen in CI despite reserved ports and
+        // waiting until the port could be bound). Its partition fails over to broker 1 instead, as after a leader
+        // election.
+        try cluster.setBrokerDown(2)
+        let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
             for index in 0..<40 {
                 group.addTask {
                     try await producer.send(KafkaOutgoingMessage(topic: topic, partition: Int32(index % 4), key: nil,
@@ -121,11 +124,9 @@ import Testing
             var done: [KafkaDeliveryReport] = []
             while done.count < 10, let report = try await group.next() { done.append(report) }
             #expect(done.allSatisfy { $0.partition != 1 })
-            try await KafkaFixtures.waitUntilBindable(cluster, brokerID: 2)
-            try cluster.setBrokerUp(2)
+            try cluster.setPartitionLeader(topic: topic, partition: 1, brokerID: 1)
             while let report = try await group.next() { done.append(report) }
             return done
-          }
         }
         await producer.close()
         #expect(reports.count == 40)
