@@ -69,7 +69,8 @@ import Testing
             #expect(error?.code == .timedOut, "\(String(describing: error))")
             #expect(error?.isTransient == true)
             #expect(error?.message.contains("stopped answering") == true, "\(String(describing: error))")
-            #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(5), "failed \(elapsed) after the server stopped")
+            // Not before the stall timeout; well before the 15 s watchdog (a loaded CI machine took over 5 s once).
+            #expect(elapsed >= .milliseconds(1900) && elapsed < .seconds(10), "failed \(elapsed) after the server stopped")
             #expect(await pool.connectionCount == 0, "the silent connection is dropped")
 
             // The server's other sessions are fine: a new lease opens a new connection and works.
