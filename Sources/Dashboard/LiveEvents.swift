@@ -18,18 +18,21 @@ public final class LiveEvents: Sendable {
     /// Retries waiting listed at most (``retries``).
     static let retriesKept = 10_000
 
-    /// One event of the stream, already encoded.
-    struct Entry: Sendable, Equatable {
+    /// One event of the stream. It is encoded by each stream that sends it, not by the pipeline that tells it.
+    struct Entry: Sendable {
         let id: Int
         let type: String
-        let data: String
+        let event: Event?
+
+        /// The JSON `data`.
+        var data: String { event?.json ?? "{}" }
 
         /// The event in the text/event-stream format.
         var text: String { "id: \(id)\nevent: \(type)\ndata: \(data)\n\n" }
     }
 
     /// The JSON `data` of an event (docs/openapi.yaml, `Event`).
-    struct Event: Codable, Sendable {
+    struct Event: Sendable {
         var type: String
         var jobID: String
         var name: String?
@@ -41,9 +44,41 @@ public final class LiveEvents: Sendable {
         var errorMessage: String?
         var time: Date
 
-        enum CodingKeys: String, CodingKey {
-            case type, name, remote, bytes, total, attempt, time
-            case jobID = "job_id", errorClass = "error_class", errorMessage = "error_message"
+        /// The event as one line of JSON, keys sorted (written by hand: Foundation's JSONEncoder costs tens of
+        /// microseconds an event, and a busy consumer tells thousands a second).
+        var json: String {
+            var fields: [(String, String)] = []
+            if let attempt { fields.append(("attempt", String(attempt))) }
+            if let bytes { fields.append(("bytes", String(bytes))) }
+            if let errorClass { fields.append(("error_class", Self.quoted(errorClass))) }
+            if let errorMessage { fields.append(("error_message", Self.quoted(errorMessage))) }
+            fields.append(("job_id", Self.quoted(jobID)))
+            if let name { fields.append(("name", Self.quoted(name))) }
+            if let remote { fields.append(("remote", Self.quoted(remote))) }
+            fields.append(("time", Self.quoted(time.formatted(.iso8601))))
+            if let total { fields.append(("total", String(total))) }
+            fields.append(("type", Self.quoted(type)))
+            return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+        }
+
+        /// A JSON string: quotes, backslashes and control characters escaped (names come from servers and jobs).
+        static func quoted(_ text: String) -> String {
+            var out = "\""
+            out.reserveCapacity(text.utf8.count + 2)
+            for scalar in text.unicodeScalars {
+                switch scalar {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
         }
     }
 
@@ -64,12 +99,6 @@ public final class LiveEvents: Sendable {
     }
 
     private let state = Mutex(State())
-    private let encoder: JSONEncoder = {
-        let encoder = JSONEncoder()
-        encoder.dateEncodingStrategy = .iso8601
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return encoder
-    }()
 
     /// A stream fed by `events` (none when the server runs without a pipeline: `kafkasync dashboard`).
     public init(events: PipelineEvents?) {
@@ -92,7 +121,7 @@ public final class LiveEvents: Sendable {
                 // Gone from the buffer, never given, or more than the client's queue holds: start over.
                 if lastEventID + 1 < oldest || lastEventID >= state.nextID
                     || state.nextID - 1 - lastEventID >= Self.subscriberQueue {
-                    continuation.yield(Entry(id: state.nextID - 1, type: "reset", data: "{}"))
+                    continuation.yield(Entry(id: state.nextID - 1, type: "reset", event: nil))
                 } else {
                     for entry in state.buffer where entry.id > lastEventID { continuation.yield(entry) }
                 }
@@ -165,8 +194,7 @@ public final class LiveEvents: Sendable {
 
     /// Adds an event for every subscriber; returns those that fell behind (removed, to be finished).
     private func append(_ event: Event, to state: inout State) -> [AsyncStream<Entry>.Continuation] {
-        guard let data = try? encoder.encode(event) else { return [] }
-        let entry = Entry(id: state.nextID, type: event.type, data: String(decoding: data, as: UTF8.self))
+        let entry = Entry(id: state.nextID, type: event.type, event: event)
         state.nextID += 1
         state.buffer.append(entry)
         if state.buffer.count > Self.bufferSize { state.buffer.removeFirst(state.buffer.count - Self.bufferSize / 2) }

@@ -83,4 +83,19 @@ import TransferStore
         #expect(entries[2].data.contains(#""job_id":"b""#))
         #expect(live.retries.isEmpty)
     }
+
+    @Test func anEventIsValidJSONWhateverTheNamesHold() throws {
+        let hostile = "q\"uote\\back\nline\u{1}ctl\u{7F}ünï😀</script>"
+        let event = LiveEvents.Event(type: "dead_lettered", jobID: "id\"1", name: hostile, remote: "r", bytes: 5, total: nil,
+                                     attempt: 2, errorClass: "no_such_file", errorMessage: "a \"b\"\t",
+                                     time: Date(timeIntervalSince1970: 1_790_000_000))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(event.json.utf8)) as? [String: Any])
+        #expect(object["name"] as? String == hostile)
+        #expect(object["job_id"] as? String == "id\"1")
+        #expect(object["error_message"] as? String == "a \"b\"\t")
+        #expect(object["bytes"] as? Int == 5 && object["attempt"] as? Int == 2 && object["total"] == nil)
+        #expect(object["time"] as? String == "2026-09-21T14:13:20Z")
+        #expect(object["type"] as? String == "dead_lettered")
+        #expect(!event.json.contains("\n"), "one line, as a data: field needs")
+    }
 }
