@@ -86,6 +86,32 @@ enum TransferSQL {
             )
             """,
         ]),
+        // One row per file uploaded to object storage: the state a restarted consumer resumes from.
+        (3, [
+            """
+            CREATE TABLE uploads (
+                job_id TEXT NOT NULL,
+                file TEXT NOT NULL,
+                upload_name TEXT NOT NULL,
+                bucket TEXT NOT NULL,
+                object_key TEXT NOT NULL,
+                upload_id TEXT,
+                state TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                bytes_uploaded BIGINT NOT NULL DEFAULT 0,
+                part_size BIGINT,
+                parts TEXT NOT NULL,
+                sha256 TEXT,
+                error_class TEXT,
+                error_message TEXT,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                local_path TEXT NOT NULL,
+                PRIMARY KEY (job_id, file)
+            )
+            """,
+            "CREATE INDEX uploads_state_updated_at ON uploads (state, updated_at)",
+        ]),
     ]
 
     static let columns = [

@@ -107,6 +107,24 @@ public final class SQLTransferStore: TransferStore {
         }
     }
 
+    public func saveUploads(_ records: [UploadRecord]) async throws(StoreError) {
+        guard !records.isEmpty else { return }
+        try await Self.perform { try await backend.execute([UploadSQL.upsert(records)]) }
+    }
+
+    public func uploads(jobID: String) async throws(StoreError) -> [UploadRecord] {
+        try await fetchUploads(UploadSQL.forJob(jobID))
+    }
+
+    public func uploads(matching query: UploadQuery) async throws(StoreError) -> [UploadRecord] {
+        try await fetchUploads(UploadSQL.list(query))
+    }
+
+    private func fetchUploads(_ statement: SQLStatement) async throws(StoreError) -> [UploadRecord] {
+        let rows = try await Self.perform { try await backend.fetch(statement) }
+        return try rows.map { (row) throws(StoreError) in try UploadSQL.record(row) }
+    }
+
     public func run() async { await backend.run() }
 
     public func close() async { await backend.close() }

@@ -24,6 +24,12 @@ public protocol TransferStore: Sendable {
     func activity(since: Date, bucket: Duration) async throws(StoreError) -> [ActivityBucket]
     /// The most frequent failure classes since `since`.
     func failureReasons(since: Date?, limit: Int) async throws(StoreError) -> [FailureReason]
+    /// Inserts the upload records, or replaces those with the same job id and file, in one transaction.
+    func saveUploads(_ records: [UploadRecord]) async throws(StoreError)
+    /// The upload records of a job, by file.
+    func uploads(jobID: String) async throws(StoreError) -> [UploadRecord]
+    /// The upload records matching a query, oldest change first.
+    func uploads(matching query: UploadQuery) async throws(StoreError) -> [UploadRecord]
     /// Keeps the store's connections alive until the task is cancelled.
     func run() async
     /// Releases connections and files.

@@ -9,6 +9,6 @@ struct KafkaSyncCommand: AsyncParsableCommand {
         abstract: "Event-driven file synchronization: jobs on Kafka, files from SFTP, atomically into place.",
         version: BuildInfo.description,
         subcommands: [ConsumerCommand.self, DashboardCommand.self, ProducerCommand.self, DLQCommand.self, BrokerCommand.self,
-                      GetCommand.self, HistoryCommand.self, StatusCommand.self, ConfigCommand.self]
+                      GetCommand.self, HistoryCommand.self, StatusCommand.self, UploadsCommand.self, ConfigCommand.self]
     )
 }

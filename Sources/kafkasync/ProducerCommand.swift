@@ -27,10 +27,11 @@ struct ProducerCommand: AsyncParsableCommand {
     @Option(help: "A remote named in [remotes.NAME] (default: remoteDetails).") var remote: String?
     @Option(help: "Folder under completes to place it in.") var destination: String?
     @Option(help: "file, directory or auto (default).") var kind: String?
+    @Option(help: "An upload named in [uploads.NAME] to send the result to.") var upload: String?
     @Option(help: "Send one JSON job per line from this file; - reads standard input.") var batch: String?
 
     private var hasJobFlags: Bool {
-        [name, location, hash, checksum, remote, destination, kind].contains { $0 != nil } || size != nil
+        [name, location, hash, checksum, remote, destination, kind, upload].contains { $0 != nil } || size != nil
     }
 
     func validate() throws {
@@ -59,7 +60,7 @@ struct ProducerCommand: AsyncParsableCommand {
             failed = await session.sendOne { () throws(JobRejection) -> TransferJob in
                 let kind = try kind.map { (text) throws(JobRejection) in try TransferJob.Kind(parsing: text) }
                 return try TransferJob(name: name, location: location, infoHash: hash, checksum: checksum, size: size,
-                                       remote: remote, destination: destination, kind: kind ?? .auto)
+                                       remote: remote, destination: destination, kind: kind ?? .auto, upload: upload)
             }
         } else {
             failed = await session.interactive()

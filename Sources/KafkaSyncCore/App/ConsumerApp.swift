@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import KafkaClient
 import Logging
@@ -52,7 +53,11 @@ public struct ConsumerApp: Sendable {
         let engines: [TransferEngineKind: any TransferEngine] = [
             .native: native, .lftp: lftp, .auto: AutoEngine(native: native, lftp: lftp, logger: logger),
         ]
-        let processor = JobProcessor(config: config, store: store, engines: engines, events: events, logger: logger)
+        // The upload stage and its janitor, when the config has uploads.
+        let httpClient = config.uploads.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
+        let uploads = httpClient.map { UploadStage(config: config, store: store, httpClient: $0, logger: logger) }
+        let processor = JobProcessor(config: config, store: store, engines: engines, events: events, uploads: uploads,
+                                     logger: logger)
         daemon = ConsumerDaemon(consumer: consumer, processor: processor,
                                 publisher: OutcomePublisher(producer: producer, topics: topics, logger: logger),
                                 retryTopic: topics.retry, concurrency: config.consumer.concurrency,
@@ -62,7 +67,10 @@ public struct ConsumerApp: Sendable {
         services = [
             .init(service: OnShutdown { await producer.close() }, serviceName: "producer"),
             .init(service: OnShutdown { for engine in engines.values { await engine.shutdown() } }, serviceName: "engines"),
-        ] + plugins.map { .init(service: $0) } + [
+        ] + (httpClient.map { client in
+            [.init(service: OnShutdown { try? await client.shutdown() }, serviceName: "object-store-client")]
+        } ?? []) + (uploads.map { [.init(service: UploadJanitor(stage: $0, logger: logger), serviceName: "upload-janitor")] } ?? [])
+          + plugins.map { .init(service: $0) } + [
             .init(service: consumer, serviceName: "kafka-consumer"),
             // The pipeline ends by itself only when the consumer closed: the rest then shuts down too.
             .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "pipeline"),

@@ -111,13 +111,13 @@ struct ConfigLoader {
     var warnings: [ConfigWarning] = []
 
     static let topLevelKeys = ["kafka_url", "num_threads", "debug_level", "kafka", "remoteDetails", "remotes", "locations",
-                                "store", "consumer", "http"]
-    static let laterTables = ["s3", "watch"]
+                                "store", "consumer", "http", "uploads"]
+    static let laterTables = ["watch"]
     static let integerKeys: Set<String> = ["num_threads", "consumer.concurrency", "consumer.max_attempts",
                                            "consumer.max_entries"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
-                             "engine", "stall_timeout"]
+                             "engine", "stall_timeout", "upload"]
     static let logLevels: [String: Logger.Level] = [
         "trace": .trace, "debug": .debug, "info": .info, "notice": .notice, "warning": .warning, "warn": .warning,
         "error": .error, "critical": .critical,
@@ -145,13 +145,23 @@ struct ConfigLoader {
         let store = storeSettings(root["store"])
         let consumer = consumerSettings(root["consumer"])
         let http = httpSettings(root["http"])
+        let uploads = namedUploads(root["uploads"])
+        for remote in [defaultRemote].compactMap({ $0 }) + remotes.values.sorted(by: { $0.name < $1.name }) {
+            if let name = remote.upload, uploads[name] == nil {
+                let key = remote.name == RemoteConfig.defaultName ? remote.name : "remotes.\(remote.name)"
+                issues.append(ConfigIssue(.invalidValue, key: key + ".upload", value: "\"\(name)\"",
+                                          expected: "the name of an [uploads.NAME] table (" +
+                                              (uploads.isEmpty ? "there are none" : uploads.keys.sorted().joined(separator: ", ")) + ")"))
+            }
+        }
         guard let kafkaURL, let numThreads, let debugLevel, let defaultRemote, let locations, let store,
               let consumer, let http else {
             return nil
         }
         return KafkaSyncConfig(kafkaURL: kafkaURL, numThreads: numThreads, debugLevel: debugLevel, kafka: kafka,
                                defaultRemote: defaultRemote, remotes: remotes, locations: locations, store: store,
-                               consumer: consumer, http: http, configFile: configFile, warnings: warnings)
+                               consumer: consumer, http: http, uploads: uploads, configFile: configFile,
+                               warnings: warnings)
     }
 
     // MARK: Top level
@@ -243,8 +253,7 @@ struct ConfigLoader {
         var remotes: [String: RemoteConfig] = [:]
         for (name, value) in tables.sorted(by: { $0.key < $1.key }) {
             let key = "remotes.\(name)"
-            guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }), !name.isEmpty,
-                  name.count <= 64 else {
+            guard Self.isPlainName(name) else {
                 issues.append(ConfigIssue(.invalidValue, key: "[remotes.\(name)]", value: "\"\(name)\"",
                                           expected: "a remote name of 1-64 characters A-Z a-z 0-9 _ . -"))
                 continue
@@ -477,6 +486,7 @@ struct ConfigLoader {
         }
         let engine = choice((key + ".engine", table["engine"]), default: TransferEngineKind.auto)
         let stallTimeout = positiveDuration((key + ".stall_timeout", table["stall_timeout"]), default: .seconds(60))
+        let upload = nonEmptyString((key + ".upload", table["upload"]), expected: "the name of an [uploads.NAME] table")
         guard issues.count == issuesBefore, let policy, let engine, let stallTimeout else { return nil }
         if password == nil && privateKey == nil {
             warnings.append(ConfigWarning(key: key, message: "no password and no private_key: authentication will fail unless the server allows none"))
@@ -485,7 +495,7 @@ struct ConfigLoader {
                             passwordSource: passwordSource, privateKey: privateKey, privateKeyPassphrase: passphrase,
                             privateKeyPassphraseSource: passphraseSource, knownHosts: knownHosts,
                             hostKeyFingerprint: fingerprint, hostKeyPolicy: policy, engine: engine,
-                            stallTimeout: stallTimeout)
+                            stallTimeout: stallTimeout, upload: upload)
     }
 
     /// The password from exactly one of `password`, `password_env`, `password_file`, if any is given.

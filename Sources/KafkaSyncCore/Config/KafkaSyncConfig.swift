@@ -26,6 +26,8 @@ public struct KafkaSyncConfig: Sendable, Equatable {
     public var consumer: ConsumerSettings
     /// `[http]`.
     public var http: HTTPSettings
+    /// `[uploads.NAME]`.
+    public var uploads: [String: UploadConfig] = [:]
     /// The absolute path of the file this was loaded from.
     public var configFile: String
     /// Remarks that did not stop loading (unknown keys, unused tables).
@@ -117,13 +119,15 @@ public struct RemoteConfig: Sendable, Equatable {
     /// `stall_timeout`: how long the server may stay silent while a request waits for it (a download with no
     /// progress) before the transfer fails as transient `timed_out` (default 60 s).
     public var stallTimeout: Duration
+    /// `upload`: the `[uploads.NAME]` its jobs go to unless they name one.
+    public var upload: String?
 
     /// A remote built in code (`kafkasync get` builds one from its flags).
     public init(name: String, host: String, port: Int = 22, username: String, password: Secret? = nil,
                 passwordSource: SecretSource? = nil, privateKey: String? = nil, privateKeyPassphrase: Secret? = nil,
                 privateKeyPassphraseSource: SecretSource? = nil, knownHosts: String? = nil,
                 hostKeyFingerprint: String? = nil, hostKeyPolicy: HostKeyPolicy = .strict,
-                engine: TransferEngineKind = .auto, stallTimeout: Duration = .seconds(60)) {
+                engine: TransferEngineKind = .auto, stallTimeout: Duration = .seconds(60), upload: String? = nil) {
         self.name = name
         self.host = host
         self.port = port
@@ -138,6 +142,7 @@ public struct RemoteConfig: Sendable, Equatable {
         self.hostKeyPolicy = hostKeyPolicy
         self.engine = engine
         self.stallTimeout = stallTimeout
+        self.upload = upload
     }
 }
 

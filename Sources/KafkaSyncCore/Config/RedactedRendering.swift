@@ -32,6 +32,16 @@ extension KafkaSyncConfig {
                   "segment_threshold = \(consumer.segmentThreshold)", "max_entries = \(consumer.maxEntries)"]
         lines += ["", "[http]", "listen = \(quoted(http.listen?.description ?? ""))"]
         if let source = http.tokenSource { lines.append("token = <redacted> (\(source))") }
+        for (name, upload) in uploads.sorted(by: { $0.key < $1.key }) {
+            lines += ["", "[uploads.\(name)]", "endpoint = " + (upload.endpoint.map { quoted($0.absoluteString) } ?? "\"\" # AWS"),
+                      "region = \(quoted(upload.region))", "bucket = \(quoted(upload.bucket))",
+                      "prefix = \(quoted(upload.prefix))", "credentials = <redacted> (\(upload.credentialsSource))",
+                      "path_style = \(upload.pathStyle)", "part_size = \(upload.partSize)",
+                      "concurrency = \(upload.concurrency)", "keep_local = \(upload.keepLocal)",
+                      "checksum = \(quoted(upload.checksum.rawValue))", "abort_after = \(quoted("\(upload.abortAfter)"))"]
+            if let storageClass = upload.storageClass { lines.append("storage_class = \(quoted(storageClass))") }
+            if !upload.destinations.isEmpty { lines.append("destinations = [\(upload.destinations.map(quoted).joined(separator: ", "))]") }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -46,6 +56,7 @@ extension KafkaSyncConfig {
         lines.append("host_key_policy = \(quoted(remote.hostKeyPolicy.rawValue))")
         lines.append("engine = \(quoted(remote.engine.rawValue))")
         lines.append("stall_timeout = \(quoted("\(remote.stallTimeout)"))")
+        if let upload = remote.upload { lines.append("upload = \(quoted(upload))") }
         return lines
     }
 

@@ -26,6 +26,9 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
             // The pipeline.
             case unknownRemote = "unknown_remote", storeFailed = "store_failed"
             case attemptsExhausted = "attempts_exhausted", outcomeTooLarge = "outcome_too_large"
+            // The upload stage.
+            case unknownUpload = "unknown_upload", uploadFailed = "upload_failed", uploadDenied = "upload_denied"
+            case uploadRejected = "upload_rejected"
         }
 
         private let value: Value
@@ -111,6 +114,14 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
         public static let attemptsExhausted = Code(name: .attemptsExhausted)
         /// The broker refused the outcome record (too large).
         public static let outcomeTooLarge = Code(name: .outcomeTooLarge)
+        /// The job names an upload the configuration does not define (permanent).
+        public static let unknownUpload = Code(name: .unknownUpload)
+        /// The object store failed in a way another attempt may get past: 5xx, throttling, a timeout (transient).
+        public static let uploadFailed = Code(name: .uploadFailed)
+        /// The object store refused the credentials or the access: 403 (permanent).
+        public static let uploadDenied = Code(name: .uploadDenied)
+        /// The object store refused the request for good: no such bucket, too large, invalid (permanent).
+        public static let uploadRejected = Code(name: .uploadRejected)
 
         /// Whether another attempt later may succeed: network and server trouble, a full disk, a file that
         /// changed. `attempts_exhausted` counts as transient: it is the class of the failures that ran out.
@@ -120,8 +131,9 @@ public struct TransferFailure: Error, Sendable, Equatable, CustomStringConvertib
             case .rejected: false
             case .named(let name):
                 switch name {
-                case .remoteChanged, .lftpUnavailable, .lftpFailed, .fsyncFailed, .storeFailed, .attemptsExhausted: true
-                case .wrongKind, .notAFile, .unsafeRemoteName, .tooManyEntries, .tooDeep, .unsupportedSetting, .sizeMismatch,
+                case .remoteChanged, .lftpUnavailable, .lftpFailed, .fsyncFailed, .storeFailed, .attemptsExhausted,
+                     .uploadFailed: true
+                case .unknownUpload, .uploadDenied, .uploadRejected, .wrongKind, .notAFile, .unsafeRemoteName, .tooManyEntries, .tooDeep, .unsupportedSetting, .sizeMismatch,
                      .checksumMismatch, .nameConflict, .unsafeDestination, .unknownRemote, .outcomeTooLarge: false
                 }
             }

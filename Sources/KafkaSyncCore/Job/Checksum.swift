@@ -19,6 +19,9 @@ public struct Checksum: Sendable, Hashable, Codable, CustomStringConvertible {
     /// The digest in lowercase hex.
     public let hex: String
 
+    /// The SHA-256 in hex, when that is the algorithm.
+    public var sha256: String? { algorithm == .sha256 ? hex : nil }
+
     /// Parses `<algorithm>:<hex>`; the algorithm is case-insensitive, the hex is normalized to lowercase.
     /// - Throws: ``JobRejection`` `unknown_checksum_algorithm`, `invalid_checksum` or `control_character`.
     public init(parsing text: String) throws(JobRejection) {

@@ -10,7 +10,7 @@ public struct JobRejection: Error, Sendable, Equatable, CustomStringConvertible 
             case pathTraversal = "path_traversal", absolutePath = "absolute_path"
             case controlCharacter = "control_character", unknownChecksumAlgorithm = "unknown_checksum_algorithm"
             case invalidChecksum = "invalid_checksum", invalidSize = "invalid_size", invalidRemote = "invalid_remote"
-            case invalidKind = "invalid_kind", invalidPath = "invalid_path"
+            case invalidKind = "invalid_kind", invalidPath = "invalid_path", invalidUpload = "invalid_upload"
         }
         private let value: Value
         private init(_ value: Value) { self.value = value }
@@ -51,6 +51,8 @@ public struct JobRejection: Error, Sendable, Equatable, CustomStringConvertible 
         public static let invalidKind = Reason(.invalidKind)
         /// A path has an empty or `.` component, or starts with `-` or a URL scheme.
         public static let invalidPath = Reason(.invalidPath)
+        /// `upload` is not a valid upload name.
+        public static let invalidUpload = Reason(.invalidUpload)
 
         /// The code as it appears in headers and logs, e.g. `path_traversal`.
         public var code: String { value.rawValue }

@@ -87,13 +87,13 @@ extension TransferJob {
     private static let lftpSchemes: Set = ["file", "ftp", "ftps", "hftp", "http", "https", "fish", "sftp", "bm", "slot",
                                            "torrent", "magnet"]
 
-    /// `[A-Za-z0-9_.-]{1,64}`.
-    static func checkRemoteName(_ remote: String) throws(JobRejection) {
-        try checkNoControlCharacters(remote, field: "remote")
+    /// A remote's or an upload's name (`field`): 1-64 characters of `A-Z a-z 0-9 _ . -`.
+    static func checkRemoteName(_ remote: String, field: String = "remote") throws(JobRejection) {
+        try checkNoControlCharacters(remote, field: field)
         guard (1...64).contains(remote.unicodeScalars.count), remote.unicodeScalars.allSatisfy(remoteNameCharacters.contains)
         else {
-            throw JobRejection(.invalidRemote, field: "remote",
-                               "remote \(excerpt(remote)) must be 1-64 characters of A-Z a-z 0-9 _ . -")
+            throw JobRejection(field == "remote" ? .invalidRemote : .invalidUpload, field: field,
+                               "\(field) \(excerpt(remote)) must be 1-64 characters of A-Z a-z 0-9 _ . -")
         }
     }
 

@@ -50,7 +50,7 @@ extension TransferJob {
             infoHash: fields.string("info_hash"), id: fields.string("id"),
             checksum: fields.string("checksum"), size: fields.size(),
             remote: fields.string("remote"), destination: fields.string("destination"),
-            kind: kind ?? .auto)
+            kind: kind ?? .auto, upload: fields.string("upload"))
     }
 
     /// The deepest `[`/`{` nesting outside strings, found without recursion.
@@ -78,7 +78,7 @@ extension TransferJob {
 
 extension TransferJob: Codable {
     enum CodingKeys: String, CodingKey {
-        case infoHash = "info_hash", name, location, id, checksum, size, remote, destination, kind
+        case infoHash = "info_hash", name, location, id, checksum, size, remote, destination, kind, upload
     }
 
     /// Decodes a job from the wire format's keys with the same validation as ``decode(_:)`` (which also
@@ -107,6 +107,7 @@ extension TransferJob: Codable {
         try container.encodeIfPresent(remote, forKey: .remote)
         try container.encodeIfPresent(destination, forKey: .destination)
         if kind != .auto { try container.encode(kind.rawValue, forKey: .kind) }
+        try container.encodeIfPresent(upload, forKey: .upload)
     }
 }
 

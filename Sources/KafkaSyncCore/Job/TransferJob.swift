@@ -47,6 +47,9 @@ public struct TransferJob: Sendable, Hashable {
     public let destination: String?
     /// What the remote path is.
     public let kind: Kind
+    /// An `[uploads.NAME]` of the configuration to upload the result to; `nil` uses the remote's or the
+    /// destination's default, if any.
+    public let upload: String?
 
     /// The largest message accepted, in bytes.
     public static let maximumMessageSize = 65_536
@@ -64,10 +67,11 @@ public struct TransferJob: Sendable, Hashable {
     ///   - remote: a remote name, `[A-Za-z0-9_.-]{1,64}`.
     ///   - destination: a relative folder under `completes`; empty means none.
     ///   - kind: what the remote path is.
+    ///   - upload: an upload name, `[A-Za-z0-9_.-]{1,64}`.
     /// - Throws: ``JobRejection`` with the same reasons as ``decode(_:)``.
     public init(name: String, location: String, infoHash: String? = nil, id: String? = nil, checksum: String? = nil,
                 size: Int64? = nil, remote: String? = nil, destination: String? = nil,
-                kind: Kind = .auto) throws(JobRejection) {
+                kind: Kind = .auto, upload: String? = nil) throws(JobRejection) {
         try Self.checkString(name, field: "name", limit: 1024)
         try Self.checkRelativePath(name, field: "name")
         try Self.checkNotOptionOrURL(name, field: "name")
@@ -85,6 +89,7 @@ public struct TransferJob: Sendable, Hashable {
             return value
         }
         if let remote { try Self.checkRemoteName(remote) }
+        if let upload { try Self.checkRemoteName(upload, field: "upload") }
         let destination = try destination.flatMap { (value) throws(JobRejection) -> String? in
             if value.isEmpty { return nil }
             try Self.checkString(value, field: "destination", limit: 1024)
@@ -102,6 +107,7 @@ public struct TransferJob: Sendable, Hashable {
         self.remote = remote
         self.destination = destination
         self.kind = kind
+        self.upload = upload
         self.id = explicitID ?? infoHash ?? Self.derivedID(remote: remote, location: location, name: name)
     }
 

@@ -5,7 +5,8 @@ import Logging
 import TransferStore
 
 /// Carries one delivered job through DESIGN.md §1: decode → idempotency check → engine into staging → verify and
-/// place (``StagingArea``) → store (``TransferJournal``), and says what became of it (``Outcome``). Publishing the
+/// place (``StagingArea``) → store (``TransferJournal``) → upload (``UploadStage``, when the job has one), and says
+/// what became of it (``Outcome``). Publishing the
 /// outcome is the ``OutcomePublisher``'s, so that waiting for the broker does not hold a transfer slot.
 public final class JobProcessor: Sendable {
     private let config: KafkaSyncConfig
@@ -15,19 +16,23 @@ public final class JobProcessor: Sendable {
     private let retryPolicy: RetryPolicy
     private let stagingLocks = StagingLocks()
     private let events: PipelineEvents
+    private let uploads: UploadStage?
     private let logger: Logger
 
     /// A processor using these parts (the caller owns and closes them).
-    /// - Parameter events: where transfers' starts, progress and outcomes are told.
+    /// - Parameters:
+    ///   - events: where transfers' starts, progress and outcomes are told.
+    ///   - uploads: the upload stage, when the config has uploads.
     public init(config: KafkaSyncConfig, store: any TransferStore, engines: [TransferEngineKind: any TransferEngine],
                 workerHost: String = ProcessInfo.processInfo.hostName, events: PipelineEvents = PipelineEvents(),
-                logger: Logger) {
+                uploads: UploadStage? = nil, logger: Logger) {
         self.config = config
         staging = StagingArea(locations: config.locations)
         journal = TransferJournal(store: store, workerHost: workerHost, logger: logger)
         self.engines = engines
         retryPolicy = RetryPolicy(config.consumer)
         self.events = events
+        self.uploads = uploads
         self.logger = logger
     }
 
@@ -55,6 +60,12 @@ public final class JobProcessor: Sendable {
             let failure = TransferFailure(.unknownRemote, "the job names remote \"\(job.remote ?? "")\", which the config does not define")
             return deadLetter(job, failure, message: message, history: history)
         }
+        let upload: UploadConfig?
+        do {
+            upload = try config.upload(for: job)
+        } catch {
+            return deadLetter(job, error, message: message, history: history)
+        }
         var record = journal.record(of: job, remote: remote, history: history)
         // Another delivery of this job (here or in another consumer on this machine) may be using its staging
         // path: wait for it; once it is done, the check below finds its result.
@@ -70,7 +81,29 @@ public final class JobProcessor: Sendable {
         }
         defer { lock.release() }
         let finalPath = staging.finalPath(for: job)
-        if var duplicate = await journal.completedBefore(job, finalPath: finalPath) {
+        if var duplicate = await journal.completedBefore(job, finalPath: finalPath, uploads: upload == nil ? nil : uploads) {
+            if let uploads, upload != nil {
+                // Placed before, its upload not finished (a consumer killed mid-upload, a failed upload's retry).
+                do throws(TransferFailure) {
+                    let rows = try await uploads.unfinished(job)
+                    if !rows.isEmpty {
+                        logger.info("result in place; resuming its upload", metadata: meta)
+                        let started = ContinuousClock.now
+                        _ = try await uploads.upload(rows, job: job, digest: job.checksum?.sha256)
+                        duplicate.status = .completed
+                        duplicate.errorClass = nil
+                        duplicate.errorMessage = nil
+                        duplicate.attempts = history.attempt
+                        duplicate.updatedAt = Date()
+                        try await saveCompleted(duplicate, path: finalPath)
+                        return .completed(Outcome.Completion(
+                            job: job, path: finalPath, bytes: duplicate.bytesTransferred, files: rows.count,
+                            duration: ContinuousClock.now - started, finishedAt: duplicate.updatedAt))
+                    }
+                } catch {
+                    return await failed(error, record: duplicate, message: message, history: history, job: job)
+                }
+            }
             duplicate.status = .skippedDuplicate
             duplicate.updatedAt = Date()
             await journal.save(duplicate)
@@ -102,11 +135,13 @@ public final class JobProcessor: Sendable {
             record.bytesTransferred = staged.totalBytes
             record.finishedAt = Date()
             record.updatedAt = record.finishedAt!
-            do {
-                try await journal.saveCompleted(record)
-            } catch {
-                // Not done without its record: the next attempt finds the file in place and records it.
-                throw TransferFailure(.storeFailed, "\(placed.path) is in place, but the store cannot record it: \(error)")
+            // The files to upload are recorded before the completion, so whoever finds the completion finds them.
+            let rows = if let upload, let uploads {
+                try await uploads.record(job, upload: upload, placedPath: placed.path, files: staged.files)
+            } else { [UploadRecord]() }
+            try await saveCompleted(record, path: placed.path)
+            if let uploads, !rows.isEmpty {
+                _ = try await uploads.upload(rows, job: job, digest: job.checksum?.sha256)
             }
             logger.info("transfer completed", metadata: meta + [
                 "job.path": "\(placed.path)", "job.bytes": "\(staged.totalBytes)", "job.files": "\(staged.files.count)",
@@ -118,6 +153,15 @@ public final class JobProcessor: Sendable {
                                                  files: staged.files.count, duration: elapsed, finishedAt: record.finishedAt!))
         } catch {
             return await failed(error, record: record, message: message, history: history, job: job)
+        }
+    }
+
+    private func saveCompleted(_ record: TransferRecord, path: String) async throws(TransferFailure) {
+        do {
+            try await journal.saveCompleted(record)
+        } catch {
+            // Not done without its record: the next attempt finds the file in place and records it.
+            throw TransferFailure(.storeFailed, "\(path) is in place, but the store cannot record it: \(error)")
         }
     }
 

@@ -31,15 +31,24 @@ final class TransferJournal: Sendable {
                        kafkaOffset: history.originalOffset, receivedAt: time)
     }
 
-    /// The row of a job completed earlier with the same expectations, if its result is at `finalPath`.
-    func completedBefore(_ job: TransferJob, finalPath: String) async -> TransferRecord? {
-        guard pathExists(finalPath),  // first: a new job costs a stat, not a query
+    /// The row of a job whose result was placed earlier with the same expectations, if that result is at
+    /// `finalPath` (or was uploaded and removed: `uploads` says). A job whose upload failed after placement counts:
+    /// its next delivery resumes the upload instead of downloading again.
+    func completedBefore(_ job: TransferJob, finalPath: String, uploads: UploadStage?) async -> TransferRecord? {
+        // First: a new job costs a stat, not a query (or one query when it has an upload).
+        var present = pathExists(finalPath)
+        if !present, let uploads { present = await uploads.completed(job) }
+        guard present,
               let record = try? await store.record(jobID: job.id),
-              record.status == .completed || record.status == .skippedDuplicate,
+              record.status == .completed || record.status == .skippedDuplicate
+                || Self.uploadCodes.contains(record.errorClass ?? ""),
               record.checksum == job.checksum?.description, job.size == nil || record.bytesTransferred == job.size
         else { return nil }
         return record
     }
+
+    /// The failure codes of the upload stage, which runs only once the result is placed.
+    private static let uploadCodes = Set([TransferFailure.Code.uploadFailed, .uploadDenied, .uploadRejected].map(\.description))
 
     /// A transfer started: its `running` row is written if it is still going after a second.
     func started(_ record: TransferRecord) {

@@ -333,8 +333,8 @@ private func withRemote(_ remote: String) -> String {
 
             [kafka]
             topik = "x"
-            [s3]
-            bucket = "b"
+            [watch]
+            folder = "b"
             [remotes.b]
             host = "h"
             usernme = "u"
@@ -344,7 +344,7 @@ private func withRemote(_ remote: String) -> String {
         let messages = config.warnings.map(\.description)
         #expect(messages.contains { $0.contains("num_thread") && $0.contains("did you mean \"num_threads\"") })
         #expect(messages.contains { $0.hasPrefix("kafka.topik") && $0.contains("\"topic\"") })
-        #expect(messages.contains { $0.hasPrefix("s3") && $0.contains("not used") })
+        #expect(messages.contains { $0.hasPrefix("watch") && $0.contains("not used") })
         #expect(messages.contains { $0.hasPrefix("remotes.b.usernme") && $0.contains("\"username\"") })
         #expect(config.numThreads == 4, "the misspelled key is ignored, the default applies")
     }
