@@ -63,15 +63,22 @@ public final class S3Fixture: Sendable {
         guard result.status == 200 else { throw FixtureUnavailable(what: "the S3 proxy refused \(command)") }
     }
 
+    /// moto does not check signatures, but answers anonymous object reads with 403: the reads of the tests carry
+    /// an Authorization header (with no valid signature).
+    private static let reader = [
+        "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+    ]
+
     /// An object's bytes, read from moto directly, or `nil` when there is none.
     public func object(_ key: String) async throws -> Data? {
-        let result = try await httpRequest("\(directEndpoint)/\(bucket)/\(Self.encoded(key))", timeout: 60)
+        let result = try await httpRequest("\(directEndpoint)/\(bucket)/\(Self.encoded(key))", headers: Self.reader, timeout: 60)
         return result.status == 200 ? result.body : nil
     }
 
     /// An object's `x-amz-meta-*` headers (names without the prefix), or `nil` when there is none.
     public func metadata(_ key: String) async throws -> [String: String]? {
-        let result = try await httpRequest("\(directEndpoint)/\(bucket)/\(Self.encoded(key))", method: "HEAD")
+        let result = try await httpRequest("\(directEndpoint)/\(bucket)/\(Self.encoded(key))", method: "HEAD",
+                                           headers: Self.reader)
         guard result.status == 200 else { return nil }
         return Dictionary(uniqueKeysWithValues: result.headers.filter { $0.key.hasPrefix("x-amz-meta-") }
             .map { (String($0.key.dropFirst("x-amz-meta-".count)), $0.value) })
@@ -79,14 +86,14 @@ public final class S3Fixture: Sendable {
 
     /// The keys in the bucket.
     public func keys() async throws -> [String] {
-        let text = try await httpRequest("\(directEndpoint)/\(bucket)?list-type=2").text
+        let text = try await httpRequest("\(directEndpoint)/\(bucket)?list-type=2", headers: Self.reader).text
         return text.components(separatedBy: "<Key>").dropFirst().compactMap { $0.components(separatedBy: "</Key>").first }
             .map { $0.replacingOccurrences(of: "&amp;", with: "&") }.sorted()
     }
 
     /// The ids of the multipart uploads open in the bucket.
     public func openUploads() async throws -> [String] {
-        let text = try await httpRequest("\(directEndpoint)/\(bucket)?uploads").text
+        let text = try await httpRequest("\(directEndpoint)/\(bucket)?uploads", headers: Self.reader).text
         return text.components(separatedBy: "<UploadId>").dropFirst().compactMap { $0.components(separatedBy: "</UploadId>").first }
     }
 

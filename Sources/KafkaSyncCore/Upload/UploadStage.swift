@@ -104,7 +104,9 @@ public final class UploadStage: Sendable {
                 ])
             } catch {
                 Counter(label: "kafkasync_uploads_total", dimensions: [("upload", upload.name), ("state", "failed")]).increment()
-                var failed = record
+                // The row as the attempt left it (its upload id and parts), with the error.
+                let saved = try? await store.uploads(jobID: record.jobID).first { $0.file == record.file }
+                var failed = saved ?? record
                 failed.errorClass = error.code.description
                 failed.errorMessage = error.message
                 failed.updatedAt = Date()

@@ -75,12 +75,9 @@ import Testing
     @Test func aJobNamesItsUploadAndARemoteNamesADefault() throws {
         let config = try parse(Self.minimal, remote: "upload = \"archive\"\n")
         #expect(try config.upload(for: TransferJob(name: "a", location: "/"))?.name == "archive", "the remote's default")
-        #expect(throws: TransferFailure.self) { try config.upload(for: TransferJob(name: "a", location: "/", upload: "nope")) }
-        do {
-            _ = try config.upload(for: TransferJob(name: "a", location: "/", upload: "nope"))
-        } catch {
-            #expect(error.code == .unknownUpload && !error.isTransient)
-        }
+        let job = try TransferJob(name: "a", location: "/", upload: "nope")
+        let failure = #expect(throws: TransferFailure.self) { try config.upload(for: job) }
+        #expect(failure?.code == .unknownUpload && failure?.isTransient == false)
         let found = issues(Self.minimal, remote: "upload = \"archiv\"\n")
         #expect(found.contains { $0.key == "remoteDetails.upload" && $0.expected.contains("archive") }, "\(found)")
     }
