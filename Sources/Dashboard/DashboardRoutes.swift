@@ -143,8 +143,8 @@ struct DashboardRoutes: Sendable {
 
     /// A transfer's lineage: where it came from, every attempt, where it landed.
     func transfer(_ jobID: String) async throws -> TransferDetail {
-        let found = try await fromStore { () async throws -> (TransferRecord?, [TransferAttempt]) in
-            (try await store.record(jobID: jobID), try await store.attempts(jobID: jobID))
+        let found = try await fromStore { () async throws -> (TransferRecord?, [TransferAttempt], [UploadRecord]) in
+            (try await store.record(jobID: jobID), try await store.attempts(jobID: jobID), try await store.uploads(jobID: jobID))
         }
         guard let record = found.0 else { throw HTTPError(.notFound, message: "no transfer has job id \(jobID.prefix(200))") }
         var finalPath: String?
@@ -163,7 +163,8 @@ struct DashboardRoutes: Sendable {
                 .init(attempt: attempt.attempt, outcome: attempt.outcome.rawValue, startedAt: attempt.startedAt,
                       finishedAt: attempt.finishedAt, workerHost: attempt.workerHost, errorClass: attempt.errorClass,
                       errorMessage: attempt.errorMessage)
-            })
+            },
+            uploads: found.2.isEmpty ? nil : found.2.map(TransferDetail.Upload.init))
     }
 
     /// The live events as Server-Sent Events, from `Last-Event-ID` when given.

@@ -184,6 +184,39 @@ public struct TransferDetail: ResponseCodable, Sendable, Equatable {
         }
     }
 
+    /// One file's upload to object storage (the job had an upload).
+    public struct Upload: Codable, Sendable, Equatable {
+        public var file: String
+        public var upload: String
+        public var object: String
+        public var state: String
+        public var size: Int64
+        public var bytesUploaded: Int64
+        public var parts: Int
+        public var updatedAt: Date
+        public var errorClass: String?
+        public var errorMessage: String?
+
+        enum CodingKeys: String, CodingKey {
+            case file, upload, object, state, size, parts
+            case bytesUploaded = "bytes_uploaded", updatedAt = "updated_at", errorClass = "error_class"
+            case errorMessage = "error_message"
+        }
+
+        init(_ record: UploadRecord) {
+            file = record.file
+            upload = record.uploadName
+            object = "s3://\(record.bucket)/\(record.key)"
+            state = record.state.rawValue
+            size = record.size
+            bytesUploaded = record.bytesUploaded
+            parts = record.parts.count
+            updatedAt = record.updatedAt
+            errorClass = record.errorClass
+            errorMessage = record.errorMessage
+        }
+    }
+
     public var transfer: TransferSummary
     public var infoHash: String?
     public var checksum: String?
@@ -191,9 +224,10 @@ public struct TransferDetail: ResponseCodable, Sendable, Equatable {
     public var workerHost: String?
     public var kafka: KafkaPosition?
     public var attempts: [Attempt]
+    public var uploads: [Upload]?
 
     enum CodingKeys: String, CodingKey {
-        case transfer, checksum, kafka, attempts
+        case transfer, checksum, kafka, attempts, uploads
         case infoHash = "info_hash", finalPath = "final_path", workerHost = "worker_host"
     }
 }

@@ -28,7 +28,7 @@ struct FileSlice: Sendable {
             let length = length ?? max(0, size - offset)
             guard offset >= 0, length >= 0, offset + length <= size else {
                 throw S3Error(status: nil, code: "LocalFile",
-                              message: "\(path) has \(size) bytes, fewer than the \(length) asked from offset \(offset)")
+                              message: "\(path) has \(size) bytes, fewer than \(length) from offset \(offset)")
             }
             return FileSlice(file: file, offset: offset, length: length)
         }

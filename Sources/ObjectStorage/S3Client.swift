@@ -103,7 +103,7 @@ public final class S3Client: Sendable {
     }
 
     /// Reads a whole object (GetObject) into memory: for tests and small objects.
-    /// - Throws: ``S3Error``; `BadResponse` for objects over 64 MiB.
+    /// - Throws: ``S3Error``; `ResponseTooLarge` for objects over 64 MiB.
     public func getObject(key: String) async throws -> [UInt8] {
         try await send("GetObject", key: key, method: .GET, maxResponseBytes: Self.maxGetObjectBytes).body
     }
@@ -120,7 +120,8 @@ public final class S3Client: Sendable {
     ///   - key: The object key the upload will create.
     ///   - checksum: The checksum algorithm of every part (`x-amz-checksum-algorithm`); parts must then be uploaded
     ///     with the same one.
-    ///   - metadata: User metadata of the object, as for ``putObject(key:file:checksum:metadata:storageClass:ifNoneMatch:)``.
+    ///   - metadata: User metadata of the object, as for
+    ///     ``putObject(key:file:checksum:metadata:storageClass:ifNoneMatch:)``.
     ///   - storageClass: `x-amz-storage-class`, or `nil`.
     /// - Returns: The upload ID.
     public func createMultipartUpload(key: String, checksum: S3ChecksumAlgorithm, metadata: [String: String],
@@ -139,8 +140,10 @@ public final class S3Client: Sendable {
     /// (hash, then send).
     /// - Parameters:
     ///   - number: The part number, 1...10000.
-    ///   - checksum: The upload's checksum algorithm, as given to ``createMultipartUpload(key:checksum:metadata:storageClass:)``.
-    /// - Returns: The part, with its ETag and checksum, for ``completeMultipartUpload(key:uploadID:parts:ifNoneMatch:)``.
+    ///   - checksum: The upload's checksum algorithm, as given to
+    ///     ``createMultipartUpload(key:checksum:metadata:storageClass:)``.
+    /// - Returns: The part, with its ETag and checksum, for
+    ///   ``completeMultipartUpload(key:uploadID:parts:ifNoneMatch:)``.
     public func uploadPart(key: String, uploadID: String, number: Int, file path: String, offset: Int64, length: Int64,
                            checksum: S3ChecksumAlgorithm) async throws -> S3Part {
         guard (1...10_000).contains(number), length <= Self.maxObjectSize else {
@@ -151,7 +154,8 @@ public final class S3Client: Sendable {
         let digest = try await slice.digest(checksum: checksum)
         let response = try await send(
             "UploadPart", key: key, method: .PUT, query: [("partNumber", String(number)), ("uploadId", uploadID)],
-            headers: checksumHeaders(checksum, value: digest.checksum), body: .file(slice, payloadHash: digest.payloadHash))
+            headers: checksumHeaders(checksum, value: digest.checksum),
+            body: .file(slice, payloadHash: digest.payloadHash))
         return S3Part(number: number, etag: try etag(response, operation: "UploadPart", key: key),
                       checksum: digest.checksum, size: length)
     }
@@ -195,6 +199,11 @@ public final class S3Client: Sendable {
         let response = try await send("CompleteMultipartUpload", key: key, method: .POST,
                                       query: [("uploadId", uploadID)],
                                       headers: ifNoneMatch ? [("If-None-Match", "*")] : [], body: .bytes(body))
+        return try completedETag(response, key: key)
+    }
+
+    /// The ETag of a CompleteMultipartUpload answer, or the error of its `<Error>` body (sent with status 200).
+    func completedETag(_ response: Response, key: String) throws -> String {
         guard let root = S3XML.parse(response.body) else {
             throw badResponse("CompleteMultipartUpload", key: key, response: response, "not XML")
         }
@@ -227,7 +236,8 @@ public final class S3Client: Sendable {
             if let markers { query += [("key-marker", markers.key), ("upload-id-marker", markers.uploadID)] }
             let response = try await send("ListMultipartUploads", key: nil, method: .GET, query: query)
             guard let page = S3XML.parse(response.body).flatMap(S3XML.uploadsPage) else {
-                throw badResponse("ListMultipartUploads", key: nil, response: response, "not a ListMultipartUploadsResult")
+                throw badResponse("ListMultipartUploads", key: nil, response: response,
+                                  "not a ListMultipartUploadsResult")
             }
             uploads += page.uploads
             guard page.isTruncated else { break }
@@ -248,7 +258,8 @@ public final class S3Client: Sendable {
     public func createBucket() async throws {
         let body: Body = location.region == "us-east-1"
             ? .none : .bytes(Array(S3XML.createBucketBody(region: location.region).utf8))
-        _ = try await send("CreateBucket", key: nil, method: .PUT, body: body, allowingCodes: ["BucketAlreadyOwnedByYou"])
+        _ = try await send("CreateBucket", key: nil, method: .PUT, body: body,
+                           allowingCodes: ["BucketAlreadyOwnedByYou"])
     }
 
     // MARK: Requests
@@ -304,7 +315,8 @@ public final class S3Client: Sendable {
         let endpoint = try endpoint.get()
         let path = key.map { endpoint.basePath + "/" + S3URIEncoding.encode($0, keepSlash: true) }
             ?? (endpoint.basePath.isEmpty ? "/" : endpoint.basePath)
-        let encodedQuery = query.map { (S3URIEncoding.encode($0.0, keepSlash: false), S3URIEncoding.encode($0.1, keepSlash: false)) }
+        let encodedQuery = query
+            .map { (S3URIEncoding.encode($0.0, keepSlash: false), S3URIEncoding.encode($0.1, keepSlash: false)) }
             .sorted { $0.0 != $1.0 ? $0.0 < $1.0 : $0.1 < $1.1 }
         let sentQuery = encodedQuery.map { $0.1.isEmpty ? $0.0 : "\($0.0)=\($0.1)" }.joined(separator: "&")
 
@@ -364,7 +376,8 @@ public final class S3Client: Sendable {
         if error is CancellationError { return error }
         let target = key.map { "\(operation) \($0)" } ?? operation
         if error is DeadlineExceeded {
-            return S3Error(status: nil, code: "Timeout", message: "\(target): no complete answer within \(requestTimeout)")
+            return S3Error(status: nil, code: "Timeout",
+                           message: "\(target): no complete answer within \(requestTimeout)")
         }
         if let error = error as? HTTPClientError {
             switch error {
@@ -376,7 +389,8 @@ public final class S3Client: Sendable {
             }
         }
         if error is NIOTooManyBytesError {
-            return S3Error(status: nil, code: "BadResponse", message: "\(target): answer larger than the limit")
+            return S3Error(status: nil, code: "ResponseTooLarge",
+                           message: "\(target): answer larger than this call reads")
         }
         return S3Error(status: nil, code: "Transport", message: redact("\(target): \(error)"))
     }
@@ -397,7 +411,8 @@ public final class S3Client: Sendable {
     /// signature.
     func redact(_ text: String) -> String {
         var text = text
-        for secret in [signer.credentials.secretAccessKey, signer.credentials.sessionToken ?? ""] where !secret.isEmpty {
+        let secrets = [signer.credentials.secretAccessKey, signer.credentials.sessionToken ?? ""]
+        for secret in secrets where !secret.isEmpty {
             text = text.replacingOccurrences(of: secret, with: "<redacted>")
         }
         while let range = text.range(of: #"Signature=[0-9a-fA-F]+"#, options: .regularExpression) {
@@ -415,7 +430,8 @@ public final class S3Client: Sendable {
             }
             guard nameIsToken, value.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
                 throw S3Error(status: nil, code: "InvalidArgument",
-                              message: "metadata \(name): names must be letters, digits, - _ . and values printable ASCII")
+                              message: "metadata \(name): names must be letters, digits, - _ . "
+                                  + "and values printable ASCII")
             }
             headers.append(("x-amz-meta-\(name.lowercased())", value))
         }
@@ -433,7 +449,9 @@ public final class S3Client: Sendable {
 struct DeadlineExceeded: Error {}
 
 /// Runs `body`, cancelling it and throwing ``DeadlineExceeded`` when it takes longer than `timeout`.
-func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+func withDeadline<T: Sendable>(
+    _ timeout: Duration, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {

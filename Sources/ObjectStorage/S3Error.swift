@@ -7,6 +7,7 @@
 /// - `Transport`: the connection failed or broke (transient).
 /// - `BadResponse`: an answer that cannot be understood: not XML, missing fields, too large (transient: usually a
 ///   proxy or a broken connection).
+/// - `ResponseTooLarge`: an answer over the size this call reads (64 MiB objects, 16 MiB XML; not transient).
 /// - `LocalFile`: the local file cannot be opened or read, or is shorter than asked (not transient).
 /// - `EntityTooLarge`, `InvalidArgument`: refused before sending (not transient).
 /// - `NotFound`, `AccessDenied`, `BadRequest`, `HTTP<status>`, ...: an error status without a body (HEAD).

@@ -25,7 +25,8 @@ public struct S3Credentials: Sendable, CustomStringConvertible, CustomDebugStrin
 
     /// The access key ID with the secret and token redacted.
     public var description: String {
-        "S3Credentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, sessionToken: \(sessionToken == nil ? "nil" : "<redacted>"))"
+        "S3Credentials(accessKeyID: \(accessKeyID), secretAccessKey: <redacted>, "
+            + "sessionToken: \(sessionToken == nil ? "nil" : "<redacted>"))"
     }
 
     /// Same as ``description``.

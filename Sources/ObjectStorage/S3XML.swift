@@ -15,6 +15,9 @@ struct XMLNode: Sendable, Equatable {
     func children(_ name: String) -> [XMLNode] { children.filter { $0.name == name } }
     /// The text of the first child named `name`.
     func text(_ name: String) -> String? { child(name)?.text }
+    /// Whether this is the root of the answer to `operation`: S3 names it `<Operation>Result`, moto
+    /// `<Operation>Response`.
+    func isAnswer(of operation: String) -> Bool { name == operation + "Result" || name == operation + "Response" }
     /// The text of the first child named `name`, without surrounding whitespace (numbers, booleans).
     func trimmed(_ name: String) -> String? { text(name)?.trimmingCharacters(in: .whitespacesAndNewlines) }
 }
@@ -51,15 +54,15 @@ enum S3XML {
 
     /// `InitiateMultipartUploadResult/UploadId`.
     static func uploadID(_ root: XMLNode) -> String? {
-        guard root.name == "InitiateMultipartUploadResult", let id = root.text("UploadId"), !id.isEmpty else {
-            return nil
-        }
+        guard root.isAnswer(of: "InitiateMultipartUpload") || root.isAnswer(of: "CreateMultipartUpload"),
+              let id = root.text("UploadId"), !id.isEmpty
+        else { return nil }
         return id
     }
 
     /// `CompleteMultipartUploadResult/ETag`.
     static func completedETag(_ root: XMLNode) -> String? {
-        guard root.name == "CompleteMultipartUploadResult", let etag = root.text("ETag"), !etag.isEmpty else {
+        guard root.isAnswer(of: "CompleteMultipartUpload"), let etag = root.text("ETag"), !etag.isEmpty else {
             return nil
         }
         return etag
@@ -73,7 +76,7 @@ enum S3XML {
 
     /// One page of `ListPartsResult`; `nil` when a part lacks its number, ETag or size.
     static func partsPage(_ root: XMLNode) -> PartsPage? {
-        guard root.name == "ListPartsResult" else { return nil }
+        guard root.isAnswer(of: "ListParts") else { return nil }
         var parts: [S3Part] = []
         for node in root.children("Part") {
             guard let number = node.trimmed("PartNumber").flatMap({ Int($0) }), let etag = node.text("ETag"),
@@ -95,7 +98,7 @@ enum S3XML {
 
     /// One page of `ListMultipartUploadsResult`; `nil` when an upload lacks its key, ID or a valid date.
     static func uploadsPage(_ root: XMLNode) -> UploadsPage? {
-        guard root.name == "ListMultipartUploadsResult" else { return nil }
+        guard root.isAnswer(of: "ListMultipartUploads") else { return nil }
         var uploads: [S3MultipartUploadInfo] = []
         for node in root.children("Upload") {
             guard let key = node.text("Key"), let id = node.text("UploadId"),
@@ -104,7 +107,8 @@ enum S3XML {
             uploads.append(S3MultipartUploadInfo(key: key, uploadID: id, initiated: initiated))
         }
         return UploadsPage(uploads: uploads, isTruncated: root.trimmed("IsTruncated")?.lowercased() == "true",
-                           nextKeyMarker: root.text("NextKeyMarker"), nextUploadIDMarker: root.text("NextUploadIdMarker"))
+                           nextKeyMarker: root.text("NextKeyMarker"),
+                           nextUploadIDMarker: root.text("NextUploadIdMarker"))
     }
 
     /// An ISO 8601 timestamp with or without fractional seconds (`2010-11-10T20:48:33.000Z`).
@@ -121,10 +125,12 @@ enum S3XML {
     /// The `CompleteMultipartUpload` body: parts by ascending number, each with its checksum element when it has
     /// one (the element told by the checksum's length).
     static func completeBody(_ parts: [S3Part]) -> String {
-        var body = #"<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#
+        var body = #"<?xml version="1.0" encoding="UTF-8"?>"#
+            + #"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#
         for part in parts.sorted(by: { $0.number < $1.number }) {
             body += "<Part><PartNumber>\(part.number)</PartNumber><ETag>\(escape(part.etag))</ETag>"
-            if let checksum = part.checksum, let element = S3ChecksumAlgorithm.inferred(fromBase64: checksum)?.xmlElement {
+            if let checksum = part.checksum,
+               let element = S3ChecksumAlgorithm.inferred(fromBase64: checksum)?.xmlElement {
                 body += "<\(element)>\(escape(checksum))</\(element)>"
             }
             body += "</Part>"

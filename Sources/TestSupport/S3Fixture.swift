@@ -20,7 +20,11 @@ public final class S3Fixture: Sendable {
         self.bucket = bucket
         let motoPort = try freeLoopbackPort(), proxyPort = try freeLoopbackPort()
         do {
-            moto = try BackgroundProcess("moto_server", ["-H", "127.0.0.1", "-p", "\(motoPort)"])
+            // Parts may be as small as 256 bytes, so the client's multipart tests stay small (the key buffer
+            // default derives from the minimum part size and would be negative).
+            moto = try BackgroundProcess("moto_server", ["-H", "127.0.0.1", "-p", "\(motoPort)"],
+                                         environment: ["S3_UPLOAD_PART_MIN_SIZE": "256",
+                                                       "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": "1048576"])
         } catch {
             throw FixtureUnavailable(what: "moto_server is not installed (pip install 'moto[server]'; scripts/bootstrap does)")
         }

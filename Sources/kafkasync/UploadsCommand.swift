@@ -57,7 +57,7 @@ struct UploadsCommand: AsyncParsableCommand {
                 }
                 return .milliseconds(Int64(seconds * 1000))
             }
-            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            let client = UploadStage.makeHTTPClient()
             let result: Result<[UploadRecord], TransferFailure> = try await withStore(config) { store in
                 let stage = UploadStage(config: config, store: store, httpClient: client,
                                         logger: makeLogger("kafkasync.uploads", level: config.debugLevel))

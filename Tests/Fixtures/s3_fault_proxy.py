@@ -133,7 +133,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for key, value in response.getheaders():
             if key.lower() not in ("connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"):
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+        # A HEAD answer has no body, but its Content-Length is the object's size.
+        length = response.getheader("Content-Length") if self.command == "HEAD" else None
+        self.send_header("Content-Length", length or str(len(data)))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

@@ -56,10 +56,10 @@ import Testing
                 for name in ["a.txt", "sub/b.txt", "sub/deeper/c.txt"] {
                     tree[name] = try await serveRandom(fixture, "tree/" + name, bytes: 3000)
                 }
-                try await fixture.withConsumer(environment: Self.environment) { consumer in
+                try await fixture.withConsumer(environment: Self.environment) { consumer, dashboard in
                     try await fixture.publish([
                         fixture.job("small.txt", extra: #", "upload": "s3", "destination": "reports""#),
-                        fixture.job("large.bin", extra: #", "upload": "s3""#),
+                        fixture.job("large.bin", hash: "job-large", extra: #", "upload": "s3""#),
                         fixture.job("tree", extra: #", "upload": "s3", "kind": "directory""#),
                     ])
                     let done = try await fixture.read(fixture.topics.done, count: 3, within: .seconds(120))
@@ -77,6 +77,13 @@ import Testing
                     #expect(counts["PutObject"] == 4, "one request per small file: \(counts)")
                     #expect(try await s3.openUploads().isEmpty)
                     #expect(fixture.landedFiles().contains("large.bin"), "keep_local is on by default")
+                    // The lineage shows the upload.
+                    let page = try #require(dashboard?.components(separatedBy: "#").first)
+                    let lineage = try await httpRequest(page + "api/transfers/job-large")
+                    let uploads = try #require((try JSONSerialization.jsonObject(with: lineage.body) as? [String: Any])?["uploads"]
+                        as? [[String: Any]], "\(lineage.text)")
+                    #expect(uploads.first?["state"] as? String == "completed" && uploads.first?["parts"] as? Int == 4)
+                    #expect(uploads.first?["object"] as? String == "s3://\(s3.bucket)/in/large.bin")
                     #expect(!consumer.stderr.contains(Self.secret), "the secret never reaches the log")
                     // The same job again: its result is complete, nothing is sent.
                     try await fixture.publish([fixture.job("large.bin", hash: nil, extra: #", "id": "again", "upload": "s3""#)])

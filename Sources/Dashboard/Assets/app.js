@@ -447,7 +447,17 @@ async function showDetail(jobID, opener) {
     el('tbody', {}, ...attempts.map((a) => el('tr', {}, el('td', {}, a.attempt), el('td', {}, a.outcome),
       el('td', {}, when(a.started_at)), el('td', {}, when(a.finished_at)), el('td', {}, a.worker_host || '–'),
       el('td', { class: 'error' }, a.error_class ? `${a.error_class}: ${a.error_message || ''}` : '')))));
-    $('detail-body').replaceChildren(facts, el('h3', {}, 'Attempts'), el('div', { class: 'scroll' }, table));
+    const parts = [facts, el('h3', {}, 'Attempts'), el('div', { class: 'scroll' }, table)];
+    const uploads = Array.isArray(detail.uploads) ? detail.uploads : [];
+    if (uploads.length > 0) {
+      parts.push(el('h3', {}, 'Uploads'), el('div', { class: 'scroll' }, el('table', {},
+        el('thead', {}, el('tr', {}, ...['Object', 'State', 'Uploaded', 'Parts', 'Updated', 'Error']
+          .map((h) => el('th', { scope: 'col' }, h)))),
+        el('tbody', {}, ...uploads.map((u) => el('tr', {}, el('td', {}, u.object), el('td', {}, u.state),
+          el('td', {}, `${bytes(u.bytes_uploaded)} of ${bytes(u.size)}`), el('td', {}, u.parts), el('td', {}, when(u.updated_at)),
+          el('td', { class: 'error' }, u.error_class ? `${u.error_class}: ${u.error_message || ''}` : '')))))));
+    }
+    $('detail-body').replaceChildren(...parts);
   } catch (error) {
     $('detail-body').replaceChildren(el('p', { class: 'error' }, `Could not load this transfer: ${error.message}`));
   }

@@ -54,7 +54,7 @@ public struct ConsumerApp: Sendable {
             .native: native, .lftp: lftp, .auto: AutoEngine(native: native, lftp: lftp, logger: logger),
         ]
         // The upload stage and its janitor, when the config has uploads.
-        let httpClient = config.uploads.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
+        let httpClient = config.uploads.isEmpty ? nil : UploadStage.makeHTTPClient()
         let uploads = httpClient.map { UploadStage(config: config, store: store, httpClient: $0, logger: logger) }
         let processor = JobProcessor(config: config, store: store, engines: engines, events: events, uploads: uploads,
                                      logger: logger)

@@ -39,6 +39,16 @@ public final class UploadStage: Sendable {
         self.logger = logger
     }
 
+    /// The HTTP client the stage's requests go through (the caller shuts it down): a refused connection fails at
+    /// once (and is repeated as a transient failure), and redirects are not followed (a redirected request would
+    /// no longer match its signature).
+    public static func makeHTTPClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.redirectConfiguration = .disallow
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
     /// The client of an upload (`kafkasync uploads abort`, the janitor).
     func client(_ name: String) -> S3Client? { clients[name] }
 
