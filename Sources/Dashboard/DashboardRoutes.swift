@@ -158,7 +158,7 @@ struct DashboardRoutes: Sendable {
         }
         return TransferDetail(
             transfer: TransferSummary(record), infoHash: record.infoHash, checksum: record.checksum, finalPath: finalPath,
-            workerHost: record.workerHost, kafka: kafka,
+            workerHost: record.workerHost, engine: record.engine, kafka: kafka,
             attempts: found.1.map { attempt in
                 .init(attempt: attempt.attempt, outcome: attempt.outcome.rawValue, startedAt: attempt.startedAt,
                       finishedAt: attempt.finishedAt, workerHost: attempt.workerHost, errorClass: attempt.errorClass,

@@ -222,12 +222,14 @@ public struct TransferDetail: ResponseCodable, Sendable, Equatable {
     public var checksum: String?
     public var finalPath: String?
     public var workerHost: String?
+    /// The engine that downloaded it (`native`, `lftp`).
+    public var engine: String?
     public var kafka: KafkaPosition?
     public var attempts: [Attempt]
     public var uploads: [Upload]?
 
     enum CodingKeys: String, CodingKey {
-        case transfer, checksum, kafka, attempts, uploads
+        case transfer, checksum, kafka, attempts, uploads, engine
         case infoHash = "info_hash", finalPath = "final_path", workerHost = "worker_host"
     }
 }

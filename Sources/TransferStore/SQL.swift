@@ -111,6 +111,8 @@ enum TransferSQL {
             )
             """,
             "CREATE INDEX uploads_state_updated_at ON uploads (state, updated_at)",
+            // Which engine downloaded a transfer (engine "auto" picks one per remote).
+            "ALTER TABLE transfers ADD COLUMN engine TEXT",
         ]),
     ]
 
@@ -118,6 +120,7 @@ enum TransferSQL {
         "job_id", "info_hash", "name", "remote", "remote_path", "destination", "kind", "status", "attempts",
         "bytes_expected", "bytes_transferred", "checksum", "error_class", "error_message", "worker_host",
         "kafka_topic", "kafka_partition", "kafka_offset", "received_at", "started_at", "finished_at", "updated_at",
+        "engine",
     ]
 
     private static let selectRecords = "SELECT \(columns.joined(separator: ", ")) FROM transfers"
@@ -247,6 +250,7 @@ enum TransferSQL {
             .init(r.bytesExpected), .integer(r.bytesTransferred), .init(r.checksum), .init(r.errorClass),
             .init(r.errorMessage), .init(r.workerHost), .init(r.kafkaTopic), .init(r.kafkaPartition.map(Int64.init)),
             .init(r.kafkaOffset), .init(r.receivedAt), .init(r.startedAt), .init(r.finishedAt), .init(r.updatedAt),
+            .init(r.engine),
         ]
     }
 
@@ -265,6 +269,6 @@ enum TransferSQL {
             checksum: row[11].text, errorClass: row[12].text, errorMessage: row[13].text, workerHost: row[14].text,
             kafkaTopic: row[15].text, kafkaPartition: row[16].integer.map { Int32(clamping: $0) },
             kafkaOffset: row[17].integer, receivedAt: received, startedAt: row[19].date, finishedAt: row[20].date,
-            updatedAt: updated)
+            updatedAt: updated, engine: row[22].text)
     }
 }

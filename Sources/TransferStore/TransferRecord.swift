@@ -80,6 +80,8 @@ public struct TransferRecord: Sendable, Equatable, Codable {
     public var finishedAt: Date?
     /// When this record last changed.
     public var updatedAt: Date
+    /// The engine that downloaded it (`native`, `lftp`), once known.
+    public var engine: String?
 
     /// Creates a record; times are kept to the millisecond, as stored.
     public init(jobID: String, infoHash: String? = nil, name: String, remote: String, remotePath: String,
@@ -87,7 +89,8 @@ public struct TransferRecord: Sendable, Equatable, Codable {
                 bytesExpected: Int64? = nil, bytesTransferred: Int64 = 0, checksum: String? = nil,
                 errorClass: String? = nil, errorMessage: String? = nil, workerHost: String? = nil,
                 kafkaTopic: String? = nil, kafkaPartition: Int32? = nil, kafkaOffset: Int64? = nil,
-                receivedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil, updatedAt: Date? = nil) {
+                receivedAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil, updatedAt: Date? = nil,
+                engine: String? = nil) {
         self.jobID = jobID
         self.infoHash = infoHash
         self.name = name
@@ -110,6 +113,7 @@ public struct TransferRecord: Sendable, Equatable, Codable {
         self.startedAt = startedAt?.roundedToMilliseconds
         self.finishedAt = finishedAt?.roundedToMilliseconds
         self.updatedAt = (updatedAt ?? receivedAt).roundedToMilliseconds
+        self.engine = engine
     }
 
     /// From the start of the last attempt to the final status.

@@ -79,7 +79,9 @@ struct StatusCommand: AsyncParsableCommand {
                 running: try await store.records(matching: TransferQuery(statuses: [.running], limit: 100)),
                 recentErrors: try await store.records(matching: TransferQuery(
                     statuses: [.retrying, .failed, .deadLettered], limit: 5)),
-                now: now)
+                now: now,
+                unfinishedUploads: try await store.uploads(matching: UploadQuery(states: [.pending, .uploading, .failed],
+                                                                                 limit: 100)))
         }
         printNow(text)
     }

@@ -54,7 +54,7 @@ import Testing
                 checksum: "sha256:" + String(repeating: "ab", count: 32), errorClass: "timed_out",
                 errorMessage: "first attempt timed out", workerHost: "worker-7", kafkaTopic: "kafkasync-files",
                 kafkaPartition: 3, kafkaOffset: 123_456_789_012, receivedAt: t0, startedAt: t0.addingTimeInterval(1.5),
-                finishedAt: t0.addingTimeInterval(51.5), updatedAt: t0.addingTimeInterval(51.5))
+                finishedAt: t0.addingTimeInterval(51.5), updatedAt: t0.addingTimeInterval(51.5), engine: "lftp")
             try await store.save(full)
             let loaded = try await store.record(jobID: "abc123")
             #expect(loaded == full)
@@ -63,6 +63,35 @@ import Testing
             }
             #expect(loaded?.duration == 50)
             #expect(loaded?.averageRate == 100_000_000)
+        }
+    }
+
+    @Test(arguments: StoreBackendKind.allCases)
+    func uploadRowsRoundTripAndAreFoundByJobAndByStateAndAge(_ kind: StoreBackendKind) async throws {
+        try await withFreshStore(kind) { store, _ in
+            let parts = [UploadRecord.Part(number: 1, etag: "\"e1\"", checksum: "c2hhMjU2", size: 5 << 20),
+                         UploadRecord.Part(number: 2, etag: "\"e2\"", checksum: nil, size: 1234)]
+            let open = UploadRecord(jobID: "job-1", file: "sub/ünï code.bin", localPath: "/data/completes/x/sub/ünï code.bin",
+                                    uploadName: "archive", bucket: "b", key: "in/x/sub/ünï code.bin", uploadID: "upload-1",
+                                    state: .uploading, size: (5 << 20) + 1234, bytesUploaded: 5 << 20, partSize: 5 << 20,
+                                    parts: parts, sha256: String(repeating: "ab", count: 32), errorClass: "upload_failed",
+                                    errorMessage: "503", createdAt: t0, updatedAt: t0.addingTimeInterval(10))
+            var done = open
+            done.file = ""
+            done.state = .completed
+            done.updatedAt = t0.addingTimeInterval(100)
+            var other = done
+            other.jobID = "job-2"
+            try await store.saveUploads([open, done, other])
+            #expect(try await store.uploads(jobID: "job-1") == [done, open], "by file")
+            var moved = open
+            moved.parts.append(.init(number: 3, etag: "\"e3\"", checksum: nil, size: 1))
+            try await store.saveUploads([moved])
+            #expect(try await store.uploads(jobID: "job-1").last == moved, "a save replaces the row")
+            let stale = try await store.uploads(matching: UploadQuery(states: [.uploading, .pending],
+                                                                      updatedBefore: t0.addingTimeInterval(50)))
+            #expect(stale == [moved])
+            #expect(try await store.uploads(matching: UploadQuery(limit: 2)).count == 2)
         }
     }
 

@@ -50,6 +50,9 @@ import Testing
                 let switched = consumer.stderr.components(separatedBy: "uses lftp from now on").count - 1
                 #expect(switched == 1, "the choice is logged once: \(consumer.stderr.suffix(3000))")
             }
+            let history = try await runProcess(try kafkasyncExecutable(), ["history", "--json", "--config", fixture.configPath])
+            #expect(history.stdout.components(separatedBy: "\"engine\":\"lftp\"").count - 1 == 2,
+                    "the store records which engine downloaded each: \(history.stdout)")
         }
     }
 

@@ -24,6 +24,7 @@ import Testing
             part_size = "\(partSize)"
             concurrency = \(concurrency)
             checksum = "\(name == "s3" ? "sha256" : "none")"
+            keep_local = \(name == "s3")
             \(extra)
 
             """
@@ -146,6 +147,15 @@ import Testing
                     #expect(letters[0].header(JobHeader.error)?.contains("InvalidArgument") == true)
                     _ = try await fixture.read(fixture.topics.done, count: 1, within: .seconds(60))
                     #expect(try await s3.object("plain/plain.txt") == plain, "checksum = \"none\" sends no checksum header")
+                    #expect(fixture.landedFiles() == ["strict.txt"], "keep_local = false removed plain.txt once uploaded")
+                    // Its job again: the result is uploaded (though gone here), so nothing is downloaded or sent.
+                    let puts = try await s3.counts()["PutObject"]
+                    try await fixture.publish([fixture.job("plain.txt", hash: "plain-again", extra: #", "id": "plain-job", "upload": "plain""#)])
+                    try await fixture.publish([fixture.job("plain.txt", hash: "plain-again", extra: #", "id": "plain-job", "upload": "plain""#)])
+                    let done = try await fixture.read(fixture.topics.done, count: 3, within: .seconds(60))
+                    #expect(try done.map { try DoneEvent.decode($0.value).status }.sorted() == ["completed", "completed", "skipped"])
+                    #expect(try await s3.counts()["PutObject"] == puts.map { $0 + 1 }, "the second delivery sent nothing")
+                    #expect(fixture.landedFiles() == ["strict.txt"])
                 }
             }
         }
@@ -196,6 +206,8 @@ import Testing
                 let listed = try await runProcess(kafkasync, ["uploads", "list", "--config", fixture.configPath],
                                                   environment: Self.environment)
                 #expect(listed.stdout.contains("uploading") && listed.stdout.contains("in/first.bin"), "\(listed.stdout)\(listed.stderr)")
+                let status = try await runProcess(kafkasync, ["status", "--config", fixture.configPath], environment: Self.environment)
+                #expect(status.stdout.contains("Uploads not finished (2; kafkasync uploads list):"), "\(status.stdout)")
                 let aborted = try await runProcess(kafkasync, ["uploads", "abort", "--job", "job-first", "--config", fixture.configPath],
                                                    environment: Self.environment)
                 #expect(aborted.status == 0, "\(aborted.stderr)")

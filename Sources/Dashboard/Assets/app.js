@@ -436,6 +436,7 @@ async function showDetail(jobID, opener) {
     field(facts, 'Checksum', detail.checksum);
     field(facts, 'Info hash', detail.info_hash);
     field(facts, 'Worker', detail.worker_host);
+    field(facts, 'Engine', detail.engine);
     field(facts, 'Received', when(t.received_at));
     field(facts, 'Started', t.started_at && when(t.started_at));
     field(facts, 'Finished', t.finished_at && when(t.finished_at));

@@ -56,7 +56,7 @@ public struct LftpEngine: TransferEngine {
         let total = files.values.reduce(0, +)
         progress(TransferProgress(bytes: total, totalBytes: total))
         return StagedTransfer(kind: isDirectory ? .directory : .file, path: request.stagedPath, files: files,
-                              bytesTransferred: total)
+                              bytesTransferred: total, engine: .lftp)
     }
 
     /// Stops every lftp still running (SIGTERM to its process group, SIGKILL after 2 s).

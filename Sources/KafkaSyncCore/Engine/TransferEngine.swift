@@ -47,6 +47,8 @@ public struct StagedTransfer: Sendable, Equatable {
     public var files: [String: Int64]
     /// Bytes received in this attempt (less than the total when resumed).
     public var bytesTransferred: Int64
+    /// The engine that downloaded it: `native` or `lftp`.
+    public var engine: TransferEngineKind = .native
 
     /// The size of all files.
     public var totalBytes: Int64 { files.values.reduce(0, +) }

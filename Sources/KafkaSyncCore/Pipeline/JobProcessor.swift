@@ -131,6 +131,7 @@ public final class JobProcessor: Sendable {
             let (staged, placed) = try result.get()
             let elapsed = ContinuousClock.now - started
             record.kind = TransferKind(rawValue: staged.kind.rawValue)
+            record.engine = staged.engine.rawValue
             record.status = .completed
             record.bytesTransferred = staged.totalBytes
             record.finishedAt = Date()

@@ -45,7 +45,7 @@ public enum HistoryReport {
     /// Counts per status, what runs now with its progress, and the last errors.
     public static func status(allTime: [TransferStatus: Int], lastDay: [TransferStatus: Int],
                               running: [TransferRecord], recentErrors: [TransferRecord], now: Date,
-                              timeZone: TimeZone = .current) -> String {
+                              unfinishedUploads: [UploadRecord] = [], timeZone: TimeZone = .current) -> String {
         var lines: [String] = []
         let statuses = TransferStatus.allCases.filter { allTime[$0] != nil }
         if statuses.isEmpty {
@@ -69,6 +69,16 @@ public enum HistoryReport {
                         record.workerHost ?? ""]
             }
             lines.append(aligned(rows, rightAligned: [1, 2]))
+        }
+        if !unfinishedUploads.isEmpty {
+            lines.append("")
+            lines.append("Uploads not finished (\(unfinishedUploads.count); kafkasync uploads list):")
+            let rows = unfinishedUploads.prefix(10).map { upload -> [String] in
+                ["  s3://\(upload.bucket)/\(upload.key)", upload.state.rawValue,
+                 "\(HumanFormat.bytes(upload.bytesUploaded)) / \(HumanFormat.bytes(upload.size))",
+                 upload.errorClass ?? ""]
+            }
+            lines.append(aligned(rows, rightAligned: [2]))
         }
         if !recentErrors.isEmpty {
             lines.append("")

@@ -129,11 +129,18 @@ public final class UploadStage: Sendable {
             try? FileManager.default.removeItem(atPath: record.localPath)
         }
         if let first = records.first, !first.file.isEmpty, !(uploads[first.uploadName]?.keepLocal ?? true) {
-            // A directory result: its folders too, once empty.
+            // A directory result: its folders too, deepest first, where nothing else is left in them.
             let root = String(first.localPath.dropLast(first.file.count + 1))
-            if let left = FileManager.default.enumerator(atPath: root), left.allObjects.allSatisfy({ _ in false }) {
-                try? FileManager.default.removeItem(atPath: root)
-            }
+            let folders = Set(records.flatMap { record in
+                var parts = record.file.split(separator: "/").dropLast()
+                var paths: [String] = []
+                while !parts.isEmpty {
+                    paths.append(root + "/" + parts.joined(separator: "/"))
+                    parts = parts.dropLast()
+                }
+                return paths
+            })
+            for folder in folders.sorted(by: { $0.count > $1.count }) + [root] { rmdir(folder) }
         }
         return sent
     }
