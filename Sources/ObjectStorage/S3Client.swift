@@ -78,12 +78,13 @@ public final class S3Client: Sendable {
         return try etag(response, operation: "PutObject", key: key)
     }
 
-    /// Describes an object (HeadObject), with its stored checksum when the server returns one.
+    /// Describes an object (HeadObject), with its stored checksum when `checksumMode` asks for it and the server
+    /// returns one (off by default: servers that reject checksum headers reject `x-amz-checksum-mode` too).
     /// - Returns: The object's size, ETag and metadata, or `nil` when there is no such key (a missing bucket also
     ///   answers 404 without a body, so it reads as `nil` too).
-    public func headObject(key: String) async throws -> S3ObjectInfo? {
+    public func headObject(key: String, checksumMode: Bool = false) async throws -> S3ObjectInfo? {
         let response = try await send("HeadObject", key: key, method: .HEAD,
-                                      headers: [("x-amz-checksum-mode", "ENABLED")], allowing: [404])
+                                      headers: checksumMode ? [("x-amz-checksum-mode", "ENABLED")] : [], allowing: [404])
         if response.status == 404 { return nil }
         guard let size = response.headers.first(name: "content-length").flatMap({ Int64($0) }) else {
             throw badResponse("HeadObject", key: key, response: response, "no Content-Length")

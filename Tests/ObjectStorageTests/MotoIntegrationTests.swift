@@ -57,7 +57,7 @@ struct MotoIntegrationTests {
             let etag = try await s3.putObject(key: "dir/object.bin", file: path, checksum: .sha256,
                                               metadata: ["Kafka-Offset": "42", "job": "j-1"],
                                               storageClass: "STANDARD", ifNoneMatch: false)
-            let info = try #require(try await s3.headObject(key: "dir/object.bin"))
+            let info = try #require(try await s3.headObject(key: "dir/object.bin", checksumMode: true))
             #expect(info.size == Int64(bytes.count))
             #expect(info.etag == etag)
             #expect(etag == "\"\(Insecure.MD5.hash(data: bytes).map { String(format: "%02x", $0) }.joined())\"")
@@ -70,14 +70,14 @@ struct MotoIntegrationTests {
                                        storageClass: nil, ifNoneMatch: true)
             var crc = CRC32C()
             crc.update(bytes)
-            let crcInfo = try #require(try await s3.headObject(key: "dir/crc.bin"))
+            let crcInfo = try #require(try await s3.headObject(key: "dir/crc.bin", checksumMode: true))
             #expect(crcInfo.checksum == crc.base64)
             #expect(crcInfo.metadata.isEmpty)
 
             // No checksum: nothing stored.
             _ = try await s3.putObject(key: "dir/plain.bin", file: path, checksum: .none, metadata: [:],
                                        storageClass: nil, ifNoneMatch: false)
-            #expect(try await s3.headObject(key: "dir/plain.bin")?.checksum == nil)
+            #expect(try await s3.headObject(key: "dir/plain.bin", checksumMode: true)?.checksum == nil)
         }
         #expect(try await s3.headObject(key: "dir/missing") == nil)
         try await s3.deleteObject(key: "dir/object.bin")
@@ -147,7 +147,7 @@ struct MotoIntegrationTests {
                                                             ifNoneMatch: true)
             #expect(etag.hasSuffix("-3\""))
             #expect(try await s3.getObject(key: key) == bytes)
-            let info = try #require(try await s3.headObject(key: key))
+            let info = try #require(try await s3.headObject(key: key, checksumMode: true))
             #expect(info.size == 2000)
             #expect(info.metadata["source"] == "sftp")
             #expect(try await s3.listMultipartUploads(prefix: nil).isEmpty)
