@@ -8,9 +8,18 @@ public final class SQLTransferStore: TransferStore {
     private let backend: any SQLBackend
     /// Saves of concurrent jobs share a statement and a transaction (at most 50 records each).
     let saves: GroupCommit<TransferRecord, StoreError>
+    /// Upload saves of concurrent jobs share a statement too (each save's records stay together).
+    let uploadSaves: GroupCommit<[UploadRecord], StoreError>
 
     init(backend: any SQLBackend) {
         self.backend = backend
+        uploadSaves = GroupCommit(batchLimit: 50) { groups in
+            do throws(StoreError) {
+                return .success(try await Self.perform { try await backend.execute([UploadSQL.upsert(groups.flatMap { $0 })]) })
+            } catch {
+                return .failure(error)
+            }
+        }
         saves = GroupCommit(batchLimit: 50) { records in
             do throws(StoreError) {
                 let statements = [TransferSQL.upsert(records)] + [TransferSQL.upsertAttempts(records)].compactMap { $0 }
@@ -109,7 +118,7 @@ public final class SQLTransferStore: TransferStore {
 
     public func saveUploads(_ records: [UploadRecord]) async throws(StoreError) {
         guard !records.isEmpty else { return }
-        try await Self.perform { try await backend.execute([UploadSQL.upsert(records)]) }
+        try await uploadSaves.submit(records)
     }
 
     public func uploads(jobID: String) async throws(StoreError) -> [UploadRecord] {

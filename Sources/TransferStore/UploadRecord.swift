@@ -131,8 +131,11 @@ enum UploadSQL {
         "part_size", "parts", "sha256", "error_class", "error_message", "created_at", "updated_at", "local_path",
     ]
 
-    /// Inserts the records or replaces the rows with the same job id and file.
+    /// Inserts the records or replaces the rows with the same job id and file; of records with the same job id and
+    /// file, the last wins (as if each were written in turn).
     static func upsert(_ records: [UploadRecord]) -> SQLStatement {
+        var seen = Set<String>()
+        let records = records.reversed().filter { seen.insert($0.jobID + "\u{0}" + $0.file).inserted }.reversed()
         let row = "(\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))"
         let updates = columns.dropFirst(2).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
         return SQLStatement(sql: """
