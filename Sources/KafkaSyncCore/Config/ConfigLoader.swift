@@ -117,7 +117,8 @@ struct ConfigLoader {
                                            "consumer.max_entries"]
     static let remoteKeys = ["host", "port", "username", "password", "password_env", "password_file", "private_key",
                              "private_key_passphrase_env", "known_hosts", "host_key_fingerprint", "host_key_policy",
-                             "engine", "stall_timeout", "upload"]
+                             "engine", "stall_timeout", "upload", "identity_agent", "ssh_config_host",
+                             "ssh_config_file"]
     static let logLevels: [String: Logger.Level] = [
         "trace": .trace, "debug": .debug, "info": .info, "notice": .notice, "warning": .warning, "warn": .warning,
         "error": .error, "critical": .critical,
@@ -436,8 +437,11 @@ struct ConfigLoader {
         var host = ""
         var port = 22
         var portFromHost: Int?
+        let configHost = nonEmptyString((key + ".ssh_config_host", table["ssh_config_host"]),
+                                        expected: "a Host of the OpenSSH client configuration (~/.ssh/config)")
+        if let configHost, table["host"] == nil { host = configHost }
         if let text = nonEmptyString((key + ".host", table["host"]), expected: "a host name or host:port",
-                                     required: true) {
+                                     required: configHost == nil) {
             if let (parsedHost, parsedPort) = splitHostPort(text), !parsedHost.isEmpty,
                parsedPort.map({ (1...65535).contains($0) }) ?? true {
                 host = parsedHost
@@ -454,7 +458,7 @@ struct ConfigLoader {
         }
         port = explicitPort ?? portFromHost ?? 22
         let username = nonEmptyString((key + ".username", table["username"]), expected: "the SFTP login user",
-                                      required: true) ?? ""
+                                      required: configHost == nil) ?? ""
 
         let (password, passwordSource) = password(table, key: key)
         var passphrase: Secret?
@@ -487,15 +491,34 @@ struct ConfigLoader {
         let engine = choice((key + ".engine", table["engine"]), default: TransferEngineKind.auto)
         let stallTimeout = positiveDuration((key + ".stall_timeout", table["stall_timeout"]), default: .seconds(60))
         let upload = nonEmptyString((key + ".upload", table["upload"]), expected: "the name of an [uploads.NAME] table")
+        var agent = nonEmptyString((key + ".identity_agent", table["identity_agent"]),
+                                   expected: "the path of an ssh-agent socket, or \"SSH_AUTH_SOCK\"")
+        if agent == "SSH_AUTH_SOCK" {
+            agent = environment["SSH_AUTH_SOCK"]
+            if agent == nil {
+                issues.append(ConfigIssue(.invalidValue, key: key + ".identity_agent", value: "\"SSH_AUTH_SOCK\"",
+                                          expected: "a running ssh-agent (SSH_AUTH_SOCK is not set), or the path of its socket"))
+            }
+        } else if let path = agent {
+            agent = absolutePath(path)
+        }
+        let configFile = table["ssh_config_file"] == nil ? nil
+            : readableFile(table, key: key, name: "ssh_config_file", what: "an OpenSSH client configuration file")
+        if let engine, engine == .native, agent != nil || configHost != nil {
+            issues.append(ConfigIssue(.conflict, key: key + ".engine", value: "\"native\"", expected: """
+                "auto" or "lftp": identity_agent and ssh_config_host need the OpenSSH client, which the lftp engine runs
+                """))
+        }
         guard issues.count == issuesBefore, let policy, let engine, let stallTimeout else { return nil }
-        if password == nil && privateKey == nil {
+        if password == nil && privateKey == nil && agent == nil && configHost == nil {
             warnings.append(ConfigWarning(key: key, message: "no password and no private_key: authentication will fail unless the server allows none"))
         }
         return RemoteConfig(name: name, host: host, port: port, username: username, password: password,
                             passwordSource: passwordSource, privateKey: privateKey, privateKeyPassphrase: passphrase,
                             privateKeyPassphraseSource: passphraseSource, knownHosts: knownHosts,
                             hostKeyFingerprint: fingerprint, hostKeyPolicy: policy, engine: engine,
-                            stallTimeout: stallTimeout, upload: upload)
+                            stallTimeout: stallTimeout, upload: upload, identityAgent: agent,
+                            sshConfigHost: configHost, sshConfigFile: configFile)
     }
 
     /// The password from exactly one of `password`, `password_env`, `password_file`, if any is given.

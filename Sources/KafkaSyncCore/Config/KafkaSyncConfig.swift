@@ -121,13 +121,25 @@ public struct RemoteConfig: Sendable, Equatable {
     public var stallTimeout: Duration
     /// `upload`: the `[uploads.NAME]` its jobs go to unless they name one.
     public var upload: String?
+    /// `identity_agent`: the ssh-agent socket that signs for the user (`"SSH_AUTH_SOCK"` takes the variable's).
+    public var identityAgent: String?
+    /// `ssh_config_host`: a `Host` of the OpenSSH client configuration to connect as (its HostName, User, Port,
+    /// ProxyJump, certificates).
+    public var sshConfigHost: String?
+    /// `ssh_config_file`: the OpenSSH client configuration holding ``sshConfigHost`` (default `~/.ssh/config`).
+    public var sshConfigFile: String?
+
+    /// Whether only the OpenSSH client can serve the remote: an ssh-agent signs (swift-nio-ssh takes only keys it
+    /// holds), or an ssh_config `Host` block decides how to connect. `engine = "auto"` uses lftp for it at once.
+    public var needsOpenSSH: Bool { identityAgent != nil || sshConfigHost != nil }
 
     /// A remote built in code (`kafkasync get` builds one from its flags).
     public init(name: String, host: String, port: Int = 22, username: String, password: Secret? = nil,
                 passwordSource: SecretSource? = nil, privateKey: String? = nil, privateKeyPassphrase: Secret? = nil,
                 privateKeyPassphraseSource: SecretSource? = nil, knownHosts: String? = nil,
                 hostKeyFingerprint: String? = nil, hostKeyPolicy: HostKeyPolicy = .strict,
-                engine: TransferEngineKind = .auto, stallTimeout: Duration = .seconds(60), upload: String? = nil) {
+                engine: TransferEngineKind = .auto, stallTimeout: Duration = .seconds(60), upload: String? = nil,
+                identityAgent: String? = nil, sshConfigHost: String? = nil, sshConfigFile: String? = nil) {
         self.name = name
         self.host = host
         self.port = port
@@ -143,6 +155,9 @@ public struct RemoteConfig: Sendable, Equatable {
         self.engine = engine
         self.stallTimeout = stallTimeout
         self.upload = upload
+        self.identityAgent = identityAgent
+        self.sshConfigHost = sshConfigHost
+        self.sshConfigFile = sshConfigFile
     }
 }
 

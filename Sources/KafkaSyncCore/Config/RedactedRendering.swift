@@ -57,6 +57,9 @@ extension KafkaSyncConfig {
         lines.append("engine = \(quoted(remote.engine.rawValue))")
         lines.append("stall_timeout = \(quoted("\(remote.stallTimeout)"))")
         if let upload = remote.upload { lines.append("upload = \(quoted(upload))") }
+        if let agent = remote.identityAgent { lines.append("identity_agent = \(quoted(agent))") }
+        if let host = remote.sshConfigHost { lines.append("ssh_config_host = \(quoted(host))") }
+        if let file = remote.sshConfigFile { lines.append("ssh_config_file = \(quoted(file))") }
         return lines
     }
 

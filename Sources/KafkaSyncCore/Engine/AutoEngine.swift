@@ -32,6 +32,13 @@ public final class AutoEngine: TransferEngine {
     {
         let remote = request.remote.name
         if lftpRemotes.withLock({ $0.contains(remote) }) { return try await lftp.transfer(request, progress: progress) }
+        if request.remote.needsOpenSSH {
+            if lftpRemotes.withLock({ $0.insert(remote).inserted }) {
+                logger.notice("remote \(remote) uses lftp from now on: \(request.remote.sshConfigHost != nil ? "ssh_config_host" : "identity_agent") needs the OpenSSH client",
+                              metadata: ["remote": "\(remote)"])
+            }
+            return try await lftp.transfer(request, progress: progress)
+        }
         do {
             return try await native.transfer(request, progress: progress)
         } catch where Self.nativeCannotServe(error) {

@@ -85,8 +85,10 @@ public struct LftpEngine: TransferEngine {
         var ssh = ["ssh", "-a", "-x", "-o", "GlobalKnownHostsFile=/dev/null",
                    "-o", "StrictHostKeyChecking=\(remote.hostKeyPolicy == .acceptNew ? "accept-new" : "yes")",
                    "-o", "ConnectTimeout=20", "-o", "ServerAliveInterval=15"]
+        if let file = remote.sshConfigFile { ssh += ["-F", file] }
         if let knownHosts = remote.knownHosts { ssh += ["-o", "UserKnownHostsFile=\(knownHosts)"] }
         if let key = remote.privateKey { ssh += ["-i", key] }
+        if let agent = remote.identityAgent { ssh += ["-o", "IdentityAgent=\(agent)"] }
         // No prompt lftp could not answer; a key's passphrase is answered by the askpass helper instead.
         if remote.password == nil && remote.privateKeyPassphrase == nil { ssh += ["-o", "BatchMode=yes"] }
         let script = [
@@ -98,9 +100,7 @@ public struct LftpEngine: TransferEngine {
             "set xfer:clobber yes",
             "set sftp:auto-confirm no",
             "set sftp:connect-program \(quoted(ssh.joined(separator: " ")))",
-            // Without a password, "user," (an empty one): lftp leaves `-l user` off ssh's command line for a user
-            // without a password, and ssh would log in as the local user.
-            "open \(remote.password == nil ? "-u \(quoted(remote.username + ","))" : "--env-password -u \(quoted(remote.username))") -p \(remote.port) sftp://\(remote.host)",
+            Self.open(remote),
         ] + commands
         logger.debug("running lftp", metadata: ["lftp.commands": "\(commands)"])
         let result: LftpResult
@@ -124,6 +124,18 @@ public struct LftpEngine: TransferEngine {
         }
         guard result.status == .exited(0) else { throw Self.classify(result.stderr, path: request.job.remotePath) }
         return result.stdout
+    }
+
+    /// lftp's `open` of the remote. Without a password, "user," (an empty one): lftp leaves `-l user` off ssh's
+    /// command line for a user without a password, and ssh would log in as the local user. A remote with
+    /// `ssh_config_host` opens that Host, leaving user and port to the ssh configuration unless the remote sets them.
+    static func open(_ remote: RemoteConfig) -> String {
+        if let host = remote.sshConfigHost {
+            let user = remote.username.isEmpty ? "" : "-u \(quoted(remote.username + ",")) "
+            let port = remote.port == 22 ? "" : "-p \(remote.port) "
+            return "open \(user)\(port)sftp://\(host)"
+        }
+        return "open \(remote.password == nil ? "-u \(quoted(remote.username + ","))" : "--env-password -u \(quoted(remote.username))") -p \(remote.port) sftp://\(remote.host)"
     }
 
     /// What a finished lftp left: how it ended, the ends of its output, and the first unsafe name its protocol

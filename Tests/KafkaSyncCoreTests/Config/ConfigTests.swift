@@ -236,6 +236,27 @@ private func withRemote(_ remote: String) -> String {
         #expect(defaults.maxEntries == 1_000_000)
     }
 
+    @Test func anSSHAgentOrAnSSHConfigHostNeedTheOpenSSHClient() throws {
+        let config = try parse(withRemote("ssh_config_host = \"appliance\"") + """
+
+            [remotes.agent]
+            host = "a"
+            username = "u"
+            identity_agent = "SSH_AUTH_SOCK"
+            """, environment: ["SSH_AUTH_SOCK": "/run/user/1000/agent.sock"])
+        #expect(config.defaultRemote.sshConfigHost == "appliance" && config.defaultRemote.host == "appliance",
+                "host and username may come from the ssh configuration")
+        #expect(config.defaultRemote.needsOpenSSH && config.defaultRemote.engine == .auto)
+        #expect(config.remotes["agent"]?.identityAgent == "/run/user/1000/agent.sock")
+        #expect(config.warnings.isEmpty, "the agent or the ssh configuration authenticates: \(config.warnings)")
+        let rendered = config.renderedRedacted()
+        #expect(rendered.contains("ssh_config_host = \"appliance\"") && rendered.contains("identity_agent = \"/run/user/1000/agent.sock\""))
+        let native = issues(withRemote("host = \"h\"\nusername = \"u\"\nidentity_agent = \"/tmp/a.sock\"\nengine = \"native\""))
+        #expect(native.contains { $0.key == "remoteDetails.engine" && $0.code == .conflict }, "\(native)")
+        let unset = issues(withRemote("host = \"h\"\nusername = \"u\"\nidentity_agent = \"SSH_AUTH_SOCK\""))
+        #expect(unset.contains { $0.key == "remoteDetails.identity_agent" && $0.expected.contains("not set") }, "\(unset)")
+    }
+
     @Test func stallTimeoutIsPerRemoteWithADefaultAndShownByConfigCheck() throws {
         let config = try parse(withRemote("host = \"h\"\nusername = \"u\"\nstall_timeout = \"90s\"") + """
 
