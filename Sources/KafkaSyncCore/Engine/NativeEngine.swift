@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import SFTPClient
@@ -29,9 +30,9 @@ public final class NativeEngine: TransferEngine {
         do {
             // A file fetched in one stream uses the session that looked it up and the handle opened with the
             // lookup: one lease and two round trips per small file.
-            let (attributes, streamedTo) = try await pool.withSession { session throws(SFTPError) in
+            let (attributes, streamed) = try await pool.withSession { session throws(SFTPError) in
                 let (attributes, file) = try await session.lookUp(remotePath, open: request.job.kind != .directory)
-                guard let file else { return (attributes, nil as Int64?) }
+                guard let file else { return (attributes, nil as (end: Int64, sha256: String?)?) }
                 if request.job.kind == .file, let announced = request.job.size, let size = attributes.size, size > announced {
                     session.close(file)
                     throw SFTPError(.sizeExceeded, "\(remotePath) has \(size) bytes, more than the \(announced) the job announces")
@@ -42,7 +43,7 @@ public final class NativeEngine: TransferEngine {
                 }
                 counter.addTotal(attributes.size ?? 0)
                 return (attributes, try await fetchStream(file, to: local, session: session, counter: counter,
-                                                          limit: request.job.size))
+                                                          limit: request.job.size, digest: request.wantsSHA256))
             }
             switch (request.job.kind, attributes.isDirectory) {
             case (.file, true):
@@ -60,14 +61,15 @@ public final class NativeEngine: TransferEngine {
                 throw TransferFailure(.notAFile, "\(remotePath) is neither a file nor a directory")
             }
             let size: Int64
-            if let streamedTo {
-                size = try finishFile(remotePath, attributes: attributes, at: local, streamedTo: streamedTo)
+            if let streamed {
+                size = try finishFile(remotePath, attributes: attributes, at: local, streamedTo: streamed.end)
             } else {
                 counter.addTotal(attributes.size ?? 0)
                 size = try await fetchFile(remotePath, attributes: attributes, to: local, plan: plan,
                                            segments: request.parallelism, limit: request.job.size)
             }
-            return StagedTransfer(kind: .file, path: local, files: ["": size], bytesTransferred: counter.received)
+            return StagedTransfer(kind: .file, path: local, files: ["": size], bytesTransferred: counter.received,
+                                  sha256: streamed?.sha256)
         } catch let error as SFTPError {
             throw TransferFailure(error)
         } catch let error as TransferFailure {
@@ -128,7 +130,7 @@ public final class NativeEngine: TransferEngine {
         }
         let end = try await plan.pool.withSession { session throws(SFTPError) in
             try await fetchStream(try await session.open(remote, attributes: attributes), to: local, session: session,
-                                  counter: plan.counter, limit: limit)
+                                  counter: plan.counter, limit: limit).end
         }
         return try finishFile(remote, attributes: attributes, at: local, streamedTo: end)
     }
@@ -143,22 +145,30 @@ public final class NativeEngine: TransferEngine {
 
     /// Fetches an open file in one stream on `session` (and closes it), resuming from what `local` holds when
     /// that is not longer than the remote file (a download leaves only a contiguous prefix, so that is safe).
-    /// - Parameter limit: the most bytes the file may have when the server gives no size.
-    /// - Returns: where the local file ends.
+    /// - Parameters:
+    ///   - limit: the most bytes the file may have when the server gives no size.
+    ///   - digest: compute the file's SHA-256 as it arrives, when the whole file is downloaded in this stream.
+    /// - Returns: where the local file ends, and its SHA-256 (hex) when `digest` is on and nothing was resumed.
     private func fetchStream(_ file: SFTPOpenFile, to local: String, session: SFTPSession,
-                             counter: ProgressCounter, limit: Int64?) async throws(SFTPError) -> Int64 {
+                             counter: ProgressCounter, limit: Int64?, digest: Bool = false)
+        async throws(SFTPError) -> (end: Int64, sha256: String?)
+    {
         let size = file.attributes.size ?? 0
         var have = fileSize(local) ?? 0
         if have > size { have = 0 }  // the remote file shrank: start over
         counter.addPresent(have)
         guard have < size || file.attributes.size == nil || (have == 0 && size == 0) else {
             session.close(file)
-            return have
+            return (have, nil)
         }
         let reported = Atomic<Int64>(0)
-        return try await session.download(file, to: local, offset: have, limit: limit) { bytes in
+        var hasher = digest && have == 0 ? SHA256() : nil
+        let end = try await session.download(file, to: local, offset: have, limit: limit, progress: { bytes in
             counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
-        }
+        }, received: { chunk in
+            chunk.withUnsafeReadableBytes { hasher?.update(bufferPointer: $0) }
+        })
+        return (end, hasher.map { $0.finalize().hexDigits })
     }
 
     /// Checks that a stream ended at the remote size and gives the file the remote modification time.

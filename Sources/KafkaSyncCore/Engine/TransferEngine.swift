@@ -16,6 +16,9 @@ public struct TransferRequest: Sendable {
     public var segmentThreshold: Int64
     /// The most files and folders a directory job may list (`max_entries`); more fail it as `too_many_entries`.
     public var maxEntries: Int
+    /// Whether the SHA-256 of a single file is wanted (to verify or upload it): an engine that can computes it while
+    /// downloading (``StagedTransfer/sha256``).
+    public var wantsSHA256 = false
 
     /// Creates a request.
     public init(job: TransferJob, remote: RemoteConfig, stagedPath: String, parallelism: Int,
@@ -49,6 +52,9 @@ public struct StagedTransfer: Sendable, Equatable {
     public var bytesTransferred: Int64
     /// The engine that downloaded it: `native` or `lftp`.
     public var engine: TransferEngineKind = .native
+    /// The SHA-256 (hex) of a single file, when the engine computed it while downloading (then nothing reads the
+    /// file again to verify or upload it).
+    public var sha256: String?
 
     /// The size of all files.
     public var totalBytes: Int64 { files.values.reduce(0, +) }

@@ -118,7 +118,7 @@ public final class JobProcessor: Sendable {
         logger.info("transfer started", metadata: meta + ["job.attempt": "\(history.attempt)"])
         let result: Result<(StagedTransfer, (path: String, disposition: StagingArea.Disposition)), TransferFailure>
         do {
-            result = .success(try await transfer(job, remote: remote))
+            result = .success(try await transfer(job, remote: remote, upload: upload))
         } catch {
             result = .failure(error)
         }
@@ -142,7 +142,7 @@ public final class JobProcessor: Sendable {
             } else { [UploadRecord]() }
             try await saveCompleted(record, path: placed.path)
             if let uploads, !rows.isEmpty {
-                _ = try await uploads.upload(rows, job: job, digest: job.checksum?.sha256)
+                _ = try await uploads.upload(rows, job: job, digest: staged.sha256 ?? job.checksum?.sha256)
             }
             logger.info("transfer completed", metadata: meta + [
                 "job.path": "\(placed.path)", "job.bytes": "\(staged.totalBytes)", "job.files": "\(staged.files.count)",
@@ -168,14 +168,15 @@ public final class JobProcessor: Sendable {
 
     /// Downloads and places the job; a checksum mismatch of a resumed download is downloaded once more from
     /// scratch (``StagingArea/accept(_:job:policy:resumed:)``).
-    private func transfer(_ job: TransferJob, remote: RemoteConfig) async throws(TransferFailure)
+    private func transfer(_ job: TransferJob, remote: RemoteConfig, upload: UploadConfig?) async throws(TransferFailure)
         -> (StagedTransfer, (path: String, disposition: StagingArea.Disposition))
     {
         let engine = engines[remote.engine] ?? engines[.native]!
         try staging.checkDestination(job)  // before downloading (placement checks again)
-        let request = TransferRequest(job: job, remote: remote, stagedPath: staging.stagedPath(for: job),
+        var request = TransferRequest(job: job, remote: remote, stagedPath: staging.stagedPath(for: job),
                                       parallelism: config.numThreads, segmentThreshold: config.consumer.segmentThreshold,
                                       maxEntries: config.consumer.maxEntries)
+        request.wantsSHA256 = job.checksum?.algorithm == .sha256 || upload != nil
         let stored = journal.progress(of: job.id)
         let progress: @Sendable (TransferProgress) -> Void = { [events] progress in
             stored(progress)

@@ -72,7 +72,11 @@ public struct StagingArea: Sendable {
             throw TransferFailure(.sizeMismatch, "\(job.name) has \(staged.totalBytes) bytes, the job says \(expected)")
         }
         guard let checksum = job.checksum, staged.kind == .file else { return }
-        let actual = try await Self.digest(staged.path, algorithm: checksum.algorithm)
+        let actual = if checksum.algorithm == .sha256, let known = staged.sha256 {
+            known
+        } else {
+            try await Self.digest(staged.path, algorithm: checksum.algorithm)
+        }
         guard actual == checksum.hex else {
             throw TransferFailure(.checksumMismatch, "\(job.name) has \(checksum.algorithm.rawValue) \(actual), the job says \(checksum.hex)")
         }

@@ -274,12 +274,15 @@ public final class SFTPSession: Sendable {
     ///     the FSTAT size bounds it too.
     ///   - progress: called with the contiguous bytes received so far (from `offset`); at most one chunk of them
     ///     is still being written when it is called.
+    ///   - received: called with each chunk in file order, just before it is written (to digest the file while it
+    ///     downloads, without reading it again).
     /// - Returns: the size of the local file when done.
     /// - Throws: `size_exceeded` (transient) when the file reads past the size announced (FSTAT or `limit`).
     public func download(_ file: SFTPOpenFile, to localPath: String, offset: Int64 = 0, window: Int = 32,
-                         limit: Int64? = nil, progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
+                         limit: Int64? = nil, progress: @Sendable (Int64) -> Void = { _ in },
+                         received: (ByteBuffer) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
         try await read(file.path, handle: file.handle, into: localPath, truncatingTo: offset, from: offset,
-                       to: file.attributes.size, limit: limit, window: window, progress: progress)
+                       to: file.attributes.size, limit: limit, window: window, progress: progress, received: received)
     }
 
     /// Downloads the bytes `range` of `remotePath` into the same positions of `localPath`, leaving the rest of
@@ -289,14 +292,15 @@ public final class SFTPSession: Sendable {
     public func download(_ remotePath: String, to localPath: String, range: Range<Int64>, window: Int = 32,
                          progress: @Sendable (Int64) -> Void = { _ in }) async throws(SFTPError) -> Int64 {
         try await read(remotePath, handle: try await openHandle(remotePath), into: localPath, truncatingTo: nil,
-                       from: range.lowerBound, to: range.upperBound, limit: nil, window: window, progress: progress)
+                       from: range.lowerBound, to: range.upperBound, limit: nil, window: window, progress: progress,
+                       received: { _ in })
     }
 
     /// Reads an open remote file into `localPath` and closes it (its CLOSE rides with the last READ when one READ
     /// is all there is left).
     private func read(_ remotePath: String, handle: ByteBuffer, into localPath: String, truncatingTo length: Int64?,
-                      from start: Int64, to end: Int64?, limit: Int64?, window: Int, progress: @Sendable (Int64) -> Void)
-        async throws(SFTPError) -> Int64
+                      from start: Int64, to end: Int64?, limit: Int64?, window: Int, progress: @Sendable (Int64) -> Void,
+                      received: (ByteBuffer) -> Void) async throws(SFTPError) -> Int64
     {
         var closed = false
         defer { if !closed { closeHandle(handle) } }
@@ -309,7 +313,7 @@ public final class SFTPSession: Sendable {
         defer { file.close() }
         let written = try await readPipelined(handle: handle, path: remotePath, from: UInt64(start), size: size,
                                               confirmEnd: end == nil, limit: bound, window: max(1, window), into: file,
-                                              closed: &closed, progress: progress)
+                                              closed: &closed, progress: progress, received: received)
         return start + written
     }
 
@@ -324,7 +328,8 @@ public final class SFTPSession: Sendable {
     /// - Returns: the bytes of the prefix written from `start`.
     private func readPipelined(handle: ByteBuffer, path: String, from start: UInt64, size: UInt64?, confirmEnd: Bool,
                                limit: UInt64?, window: Int, into file: LocalFile, closed: inout Bool,
-                               progress: @Sendable (Int64) -> Void) async throws(SFTPError) -> Int64 {
+                               progress: @Sendable (Int64) -> Void, received: (ByteBuffer) -> Void)
+        async throws(SFTPError) -> Int64 {
         do {
             // One write runs while the next responses arrive; writes stay in offset order.
             return try await withThrowingTaskGroup(of: Void.self) { writes in
@@ -378,6 +383,7 @@ public final class SFTPSession: Sendable {
                         held.insert((offset, data), at: held.firstIndex { $0.offset > offset } ?? held.endIndex)
                         while let first = held.first, first.offset == contiguous {
                             held.removeFirst()
+                            received(first.data)
                             if writing { try await writes.next() }
                             writing = first.data.readableBytes > LocalFile.inlineWriteLimit
                             if writing {

@@ -1,0 +1,45 @@
+import Crypto
+import Foundation
+import Logging
+import Testing
+import TestSupport
+@testable import KafkaSyncCore
+
+/// The native engine digests a file while it downloads it in one stream, so neither verification nor an upload
+/// reads it again; a resumed or segmented download has no such digest (the pipeline then reads the file).
+@Suite(.timeLimit(.minutes(3))) struct StreamDigestTests {
+    let logger = Logger(label: "test.stream-digest")
+
+    @Test func aStreamedFileComesWithItsSHA256AndAResumedOneWithout() async throws {
+        try await withSSHServer { server in
+            let directory = try TemporaryDirectory(prefix: "kafkasync-digest")
+            defer { directory.remove() }
+            // Over one READ window (32 × 255 KiB), so answers arrive out of order and are reassembled.
+            let contents = Data((0..<(9 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) })
+            try server.serve("digest.bin", contents)
+            let remote = RemoteConfig(name: "d", host: "127.0.0.1", port: server.port, username: server.username,
+                                      privateKey: server.clientKey, knownHosts: server.knownHosts, engine: .native)
+            let engine = NativeEngine(poolSize: 2, logger: logger)
+            defer { Task { await engine.shutdown() } }
+            func request(_ staged: String, wanted: Bool, segments: Int = 1) throws -> TransferRequest {
+                var request = TransferRequest(job: try TransferJob(name: "digest.bin", location: server.dataPath(""), kind: .file),
+                                              remote: remote, stagedPath: directory.file(staged), parallelism: segments,
+                                              segmentThreshold: 1 << 20)
+                request.wantsSHA256 = wanted
+                return request
+            }
+            let expected = SHA256.hash(data: contents).hexDigits
+            let streamed = try await engine.transfer(try request("a.partial", wanted: true)) { _ in }
+            #expect(streamed.sha256 == expected)
+            #expect(FileManager.default.contents(atPath: streamed.path) == contents)
+            #expect(try await engine.transfer(try request("b.partial", wanted: false)) { _ in }.sha256 == nil, "not asked")
+            // A prefix left by an earlier attempt: the digest would need it read again, so there is none.
+            try contents.prefix(1 << 20).write(to: URL(fileURLWithPath: directory.file("c.partial")))
+            let resumed = try await engine.transfer(try request("c.partial", wanted: true)) { _ in }
+            #expect(resumed.sha256 == nil)
+            #expect(FileManager.default.contents(atPath: resumed.path) == contents)
+            let segmented = try await engine.transfer(try request("d.partial", wanted: true, segments: 4)) { _ in }
+            #expect(segmented.sha256 == nil && FileManager.default.contents(atPath: segmented.path) == contents)
+        }
+    }
+}
