@@ -11,20 +11,21 @@ import Testing
     static let secret = "kafkasync-test-secret-4c9e1f"
     static let environment = ["KS_TEST_ACCESS_KEY": "AKIDKAFKASYNCTEST", "KS_TEST_SECRET_KEY": secret]
 
-    /// The `[uploads.NAME]` tables of the tests: `s3` (SHA-256 checksums), `plain` (none) and `eager`.
+    /// The `[uploads.NAME]` tables of the tests: `s3` (SHA-256 checksums), `plain` (none, keep_local off) and
+    /// `crc` (CRC32C).
     func uploadsConfig(_ s3: S3Fixture, partSize: String = "5MiB", concurrency: Int = 4, extra: String = "") -> String {
-        ["s3", "plain"].map { name in
+        ["s3", "plain", "crc"].map { name in
             """
             [uploads.\(name)]
             endpoint = "\(s3.endpoint)"
             bucket = "\(s3.bucket)"
-            prefix = "\(name == "s3" ? "in/{destination}" : "plain")"
+            prefix = "\(name == "s3" ? "in/{destination}" : name)"
             access_key_id_env = "KS_TEST_ACCESS_KEY"
             secret_access_key_env = "KS_TEST_SECRET_KEY"
             part_size = "\(partSize)"
             concurrency = \(concurrency)
-            checksum = "\(name == "s3" ? "sha256" : "none")"
-            keep_local = \(name == "s3")
+            checksum = "\(["s3": "sha256", "plain": "none", "crc": "crc32c"][name]!)"
+            keep_local = \(name != "plain")
             \(extra)
 
             """
@@ -62,10 +63,12 @@ import Testing
                         fixture.job("small.txt", extra: #", "upload": "s3", "destination": "reports""#),
                         fixture.job("large.bin", hash: "job-large", extra: #", "upload": "s3""#),
                         fixture.job("tree", extra: #", "upload": "s3", "kind": "directory""#),
+                        fixture.job("small.txt", hash: "crc-job", extra: #", "upload": "crc""#),
                     ])
-                    let done = try await fixture.read(fixture.topics.done, count: 3, within: .seconds(120))
-                    #expect(try done.map { try DoneEvent.decode($0.value).status } == ["completed", "completed", "completed"])
-                    #expect(try await s3.keys() == ["in/large.bin", "in/reports/small.txt", "in/tree/a.txt",
+                    let done = try await fixture.read(fixture.topics.done, count: 4, within: .seconds(120))
+                    #expect(try done.map { try DoneEvent.decode($0.value).status } == ["completed", "completed", "completed", "completed"])
+                    #expect(try await s3.object("crc/small.txt") == small, "sent with x-amz-checksum-crc32c")
+                    #expect(try await s3.keys() == ["crc/small.txt", "in/large.bin", "in/reports/small.txt", "in/tree/a.txt",
                                                     "in/tree/sub/b.txt", "in/tree/sub/deeper/c.txt"])
                     #expect(try await s3.object("in/reports/small.txt") == small)
                     #expect(try await s3.object("in/large.bin") == large)
@@ -75,7 +78,7 @@ import Testing
                     #expect(try await s3.metadata("in/reports/small.txt")?["sha256"] == (try await sha256(small)))
                     let counts = try await s3.counts()
                     #expect(counts["CreateMultipartUpload"] == 1 && counts["UploadPart"] == 4, "\(counts)")
-                    #expect(counts["PutObject"] == 4, "one request per small file: \(counts)")
+                    #expect(counts["PutObject"] == 5, "one request per small file: \(counts)")
                     #expect(try await s3.openUploads().isEmpty)
                     #expect(fixture.landedFiles().contains("large.bin"), "keep_local is on by default")
                     // The lineage shows the upload.
@@ -88,7 +91,7 @@ import Testing
                     #expect(!consumer.stderr.contains(Self.secret), "the secret never reaches the log")
                     // The same job again: its result is complete, nothing is sent.
                     try await fixture.publish([fixture.job("large.bin", hash: nil, extra: #", "id": "again", "upload": "s3""#)])
-                    _ = try await fixture.read(fixture.topics.done, count: 4, within: .seconds(60))
+                    _ = try await fixture.read(fixture.topics.done, count: 5, within: .seconds(60))
                     let after = try await s3.counts()
                     #expect(after["UploadPart"] == 4 && after["CreateMultipartUpload"] == 1,
                             "an identical object at the key is a skip: \(after)")
