@@ -6,8 +6,8 @@ import TransferStore
 
 /// Carries one delivered job through DESIGN.md §1: decode → idempotency check → engine into staging → verify and
 /// place (``StagingArea``) → store (``TransferJournal``) → upload (``UploadStage``, when the job has one), and says
-/// what became of it (``Outcome``). Publishing the
-/// outcome is the ``OutcomePublisher``'s, so that waiting for the broker does not hold a transfer slot.
+/// what became of it (``Outcome``). Publishing the outcome is the ``OutcomePublisher``'s, so that waiting for the
+/// broker does not hold a transfer slot.
 public final class JobProcessor: Sendable {
     private let config: KafkaSyncConfig
     private let staging: StagingArea
@@ -83,22 +83,10 @@ public final class JobProcessor: Sendable {
         let finalPath = staging.finalPath(for: job)
         if var duplicate = await journal.completedBefore(job, finalPath: finalPath, uploads: upload == nil ? nil : uploads) {
             if let uploads, upload != nil {
-                // Placed before, its upload not finished (a consumer killed mid-upload, a failed upload's retry).
                 do throws(TransferFailure) {
-                    let rows = try await uploads.unfinished(job)
-                    if !rows.isEmpty {
-                        logger.info("result in place; resuming its upload", metadata: meta)
-                        let started = ContinuousClock.now
-                        _ = try await uploads.upload(rows, job: job, digest: job.checksum?.sha256)
-                        duplicate.status = .completed
-                        duplicate.errorClass = nil
-                        duplicate.errorMessage = nil
-                        duplicate.attempts = history.attempt
-                        duplicate.updatedAt = Date()
-                        try await saveCompleted(duplicate, path: finalPath)
-                        return .completed(Outcome.Completion(
-                            job: job, path: finalPath, bytes: duplicate.bytesTransferred, files: rows.count,
-                            duration: ContinuousClock.now - started, finishedAt: duplicate.updatedAt))
+                    if let resumed = try await resumeUpload(duplicate, job: job, uploads: uploads, finalPath: finalPath,
+                                                            attempt: history.attempt, meta: meta) {
+                        return resumed
                     }
                 } catch {
                     return await failed(error, record: duplicate, message: message, history: history, job: job)
@@ -155,6 +143,26 @@ public final class JobProcessor: Sendable {
         } catch {
             return await failed(error, record: record, message: message, history: history, job: job)
         }
+    }
+
+    /// Finishes the upload of a result placed before (a consumer killed mid-upload, a failed upload's retry).
+    /// - Returns: the completion, or `nil` when nothing was left to upload.
+    private func resumeUpload(_ record: TransferRecord, job: TransferJob, uploads: UploadStage, finalPath: String,
+                              attempt: Int, meta: Logger.Metadata) async throws(TransferFailure) -> Outcome? {
+        let rows = try await uploads.unfinished(job)
+        guard !rows.isEmpty else { return nil }
+        logger.info("result in place; resuming its upload", metadata: meta)
+        let started = ContinuousClock.now
+        _ = try await uploads.upload(rows, job: job, digest: job.checksum?.sha256)
+        var record = record
+        record.status = .completed
+        record.errorClass = nil
+        record.errorMessage = nil
+        record.attempts = attempt
+        record.updatedAt = Date()
+        try await saveCompleted(record, path: finalPath)
+        return .completed(Outcome.Completion(job: job, path: finalPath, bytes: record.bytesTransferred, files: rows.count,
+                                             duration: ContinuousClock.now - started, finishedAt: record.updatedAt))
     }
 
     private func saveCompleted(_ record: TransferRecord, path: String) async throws(TransferFailure) {

@@ -233,7 +233,12 @@ public final class UploadStage: Sendable {
                 let parts = try await retrying("ListParts \(record.key)") {
                     try await client.listParts(key: record.key, uploadID: uploadID)
                 }
-                record.parts = parts.map { UploadRecord.Part(number: $0.number, etag: $0.etag, checksum: $0.checksum, size: $0.size) }
+                // The store's list is the truth; a checksum it leaves out (some servers do) is the one recorded.
+                let recorded = Dictionary(record.parts.map { ($0.number, $0) }, uniquingKeysWith: { $1 })
+                record.parts = parts.map {
+                    UploadRecord.Part(number: $0.number, etag: $0.etag, checksum: $0.checksum ?? recorded[$0.number]?.checksum,
+                                      size: $0.size)
+                }
                 logger.info("resuming a multipart upload", metadata: [
                     "upload.key": "\(record.key)", "upload.parts_done": "\(parts.count)",
                 ])
