@@ -48,3 +48,19 @@ public func httpRequest(_ url: String, method: String = "GET", headers: [String:
     }
     return HTTPResult(status: http.statusCode, headers: fields, body: data)
 }
+
+/// A dashboard page URL as `kafkasync consumer` and `kafkasync dashboard` print it: `http://HOST:PORT/#token=TOKEN`
+/// (the page's write token rides in the fragment, which browsers never send).
+public struct DashboardPage: Sendable {
+    /// The server's URL without the fragment, ending in `/`.
+    public let url: String
+    /// The write token, when the URL carries one.
+    public let token: String?
+
+    /// Splits a printed page URL.
+    public init(_ page: String) {
+        let parts = page.components(separatedBy: "#token=")
+        url = parts[0]
+        token = parts.count == 2 ? parts[1] : nil
+    }
+}

@@ -65,9 +65,8 @@ import Testing
             try await fixture.withConsumer { consumer, dashboard in
                 let page = try #require(dashboard, "no dashboard line")
                 // The page URL carries the write token in its fragment (no token is configured).
-                let parts = page.components(separatedBy: "#token=")
-                #expect(parts.count == 2 && parts[1].count >= 40, "\(page)")
-                let url = parts[0]
+                #expect(DashboardPage(page).token?.count ?? 0 >= 40, "\(page)")
+                let url = DashboardPage(page).url
                 #expect(url.hasPrefix("http://127.0.0.1:") && url.hasSuffix("/") && !url.hasSuffix(":0/"), "\(url)")
                 #expect(try await httpRequest(url + "healthz").status == 200)
                 #expect(try await httpRequest(url + "readyz").status == 200, "it printed that it listens: it has partitions")

@@ -22,9 +22,8 @@ import Testing
 
             try await fixture.withConsumer { consumer, dashboard in
                 let page = try #require(dashboard, "the consumer prints the dashboard URL")
-                let parts = page.components(separatedBy: "#token=")
-                try #require(parts.count == 2, "the page URL gives the write token: \(page)")
-                let url = parts[0]
+                let token = try #require(DashboardPage(page).token, "the page URL gives the write token: \(page)")
+                let url = DashboardPage(page).url
                 let prometheus = try await PrometheusFixture(scraping: url, in: fixture.directory.file("prometheus"))
                 defer { prometheus.stop() }
 
@@ -78,7 +77,7 @@ import Testing
 
                 let documented = try await runProcess("python3", [
                     "Tests/Fixtures/dashboard/check_openapi.py", "--spec", "docs/openapi.yaml", "--url", url,
-                    "--token", parts[1], "--reads-open", "--job-id", "f-0",
+                    "--token", token, "--reads-open", "--job-id", "f-0",
                 ], currentDirectory: packageRoot())
                 #expect(documented.status == 0, "OpenAPI check:\n\(documented.stdout)\n\(documented.stderr)")
                 #expect(consumer.isRunning)
@@ -106,7 +105,7 @@ import Testing
             let server = try BackgroundProcess(try kafkasyncExecutable(), ["dashboard", "--config", fixture.configPath])
             defer { kill(server.processIdentifier, SIGKILL) }
             let line = try await withTimeout(.seconds(30), "the dashboard to listen") { await server.nextLine() }
-            let url = try #require(line?.split(separator: " ").last?.components(separatedBy: "#token=").first, "\(server.stderr)")
+            let url = try #require(line?.split(separator: " ").last.map { DashboardPage(String($0)).url }, "\(server.stderr)")
 
             let queue = try await httpRequest(url + "api/queue")
             #expect(queue.status == 200, "\(queue.text)")

@@ -15,7 +15,7 @@ import TransferStore
             let (urls, listening) = AsyncStream.makeStream(of: String.self)
             _ = try await PipelineInProcessTests().withPipeline(fixture, plugins: { context in
                 // The server accepts connections once `onListening` returned: it only passes the URL on.
-                (try? DashboardServer(context, onListening: { url, _ in listening.yield(url) })).flatMap { $0 }.map { [$0] } ?? []
+                try DashboardServer(context, onListening: { url, _ in listening.yield(url) }).map { [$0] } ?? []
             }) { pipeline in
                 let url = try await withTimeout(.seconds(10), "the server to listen") {
                     for await url in urls { return url }
@@ -46,15 +46,14 @@ import TransferStore
     {
         let (pages, listening) = AsyncStream.makeStream(of: String.self)
         _ = try await PipelineInProcessTests().withPipeline(fixture, plugins: { context in
-            (try? DashboardServer(context, onListening: { _, page in listening.yield(page) })).flatMap { $0 }.map { [$0] } ?? []
+            try DashboardServer(context, onListening: { _, page in listening.yield(page) }).map { [$0] } ?? []
         }) { pipeline in
             let page = try await withTimeout(.seconds(10), "the server to listen") {
                 for await page in pages { return page }
                 throw CancellationError()
             }
-            let parts = page.components(separatedBy: "#token=")
-            try #require(parts.count == 2, "the page URL carries the write token in its fragment: \(page)")
-            try await body(parts[0], parts[1], pipeline)
+            let token = try #require(DashboardPage(page).token, "the page URL carries the write token in its fragment: \(page)")
+            try await body(DashboardPage(page).url, token, pipeline)
         }
     }
 

@@ -57,7 +57,7 @@ import TransferStore
         defer { kill(server.processIdentifier, SIGKILL) }
         let line = try await withTimeout(.seconds(30), "the dashboard to listen") { await server.nextLine() }
         let page = try #require(line?.split(separator: " ").last.map(String.init), "\(server.stderr)")
-        let url = try #require(page.components(separatedBy: "#token=").first)
+        let url = DashboardPage(page).url
 
         // Ready without a pipeline: the store answers.
         #expect(try await httpRequest(url + "readyz").status == 200)

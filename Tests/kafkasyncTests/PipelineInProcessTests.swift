@@ -29,7 +29,7 @@ import TransferStore
     /// Runs the pipeline of the fixture's config, with the plug-ins `plugins` builds, while `body` runs, then shuts
     /// it down gracefully (unless the body did already) and returns how it ended.
     func withPipeline(_ fixture: ConsumerFixture,
-                      plugins: @escaping @Sendable (ConsumerContext) -> [any Service] = { _ in [] },
+                      plugins: @escaping @Sendable (ConsumerContext) throws -> [any Service] = { _ in [] },
                       _ body: @escaping @Sendable (Pipeline) async throws -> Void)
         async throws -> ConsumerDaemon.Ending
     {
@@ -43,7 +43,7 @@ import TransferStore
                                           store: store, logger: logger)
             context.events.observe(outcomes.observe)
             let app = try ConsumerApp(config: config, bootstrapServers: fixture.cluster.bootstrapServers, store: store,
-                                      logger: logger, plugins: plugins(context), readiness: context.readiness,
+                                      logger: logger, plugins: try plugins(context), readiness: context.readiness,
                                       events: context.events, onReady: { becameReady.yield() })
             let group = app.serviceGroup(signals: [])
             try await withRunningGroup(group) {

@@ -82,7 +82,7 @@ import Testing
                     #expect(try await s3.openUploads().isEmpty)
                     #expect(fixture.landedFiles().contains("large.bin"), "keep_local is on by default")
                     // The lineage shows the upload.
-                    let page = try #require(dashboard?.components(separatedBy: "#").first)
+                    let page = try #require(dashboard.map { DashboardPage($0).url })
                     let lineage = try await httpRequest(page + "api/transfers/job-large")
                     let uploads = try #require((try JSONSerialization.jsonObject(with: lineage.body) as? [String: Any])?["uploads"]
                         as? [[String: Any]], "\(lineage.text)")
