@@ -26,7 +26,7 @@ public final class NativeEngine: TransferEngine {
         let local = request.stagedPath
         let counter = ProgressCounter(progress)
         let plan = FetchPlan(pool: pool, parallelism: request.parallelism,
-                             segmentThreshold: request.segmentThreshold, counter: counter)
+                             segmentThreshold: request.segmentThreshold, counter: counter, wantsSHA256: request.wantsSHA256)
         do {
             // A file fetched in one stream uses the session that looked it up and the handle opened with the
             // lookup: one lease and two round trips per small file.
@@ -55,21 +55,22 @@ public final class NativeEngine: TransferEngine {
             if attributes.isDirectory {
                 let files = try await mirror(remotePath, attributes: attributes, into: local, plan: plan,
                                              maxEntries: request.maxEntries)
-                return StagedTransfer(kind: .directory, path: local, files: files, bytesTransferred: counter.received)
+                return StagedTransfer(kind: .directory, path: local, files: files.mapValues(\.size),
+                                      bytesTransferred: counter.received, digests: files.compactMapValues(\.sha256))
             }
             guard attributes.isRegularFile else {
                 throw TransferFailure(.notAFile, "\(remotePath) is neither a file nor a directory")
             }
-            let size: Int64
+            let fetched: (size: Int64, sha256: String?)
             if let streamed {
-                size = try finishFile(remotePath, attributes: attributes, at: local, streamedTo: streamed.end)
+                fetched = (try finishFile(remotePath, attributes: attributes, at: local, streamedTo: streamed.end), streamed.sha256)
             } else {
                 counter.addTotal(attributes.size ?? 0)
-                size = try await fetchFile(remotePath, attributes: attributes, to: local, plan: plan,
-                                           segments: request.parallelism, limit: request.job.size)
+                fetched = try await fetchFile(remotePath, attributes: attributes, to: local, plan: plan,
+                                              segments: request.parallelism, limit: request.job.size)
             }
-            return StagedTransfer(kind: .file, path: local, files: ["": size], bytesTransferred: counter.received,
-                                  sha256: streamed?.sha256)
+            return StagedTransfer(kind: .file, path: local, files: ["": fetched.size], bytesTransferred: counter.received,
+                                  digests: fetched.sha256.map { ["": $0] } ?? [:])
         } catch let error as SFTPError {
             throw TransferFailure(error)
         } catch let error as TransferFailure {
@@ -113,6 +114,8 @@ public final class NativeEngine: TransferEngine {
         let parallelism: Int
         let segmentThreshold: Int64
         let counter: ProgressCounter
+        /// Digest the files fetched in one stream (``TransferRequest/wantsSHA256``).
+        let wantsSHA256: Bool
     }
 
     /// Downloads one file and gives it the remote modification time: in byte ranges at once when
@@ -120,19 +123,19 @@ public final class NativeEngine: TransferEngine {
     /// - Parameters:
     ///   - segments: the ranges of a large file; `nil` for a file of a tree, always one stream.
     ///   - limit: the most bytes the file may have when its attributes give no size (the job's size).
-    /// - Returns: the size of the local file.
+    /// - Returns: the size of the local file, and its SHA-256 when the plan wants it and it came in one stream.
     private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String, plan: FetchPlan,
-                           segments: Int?, limit: Int64? = nil) async throws -> Int64 {
+                           segments: Int?, limit: Int64? = nil) async throws -> (size: Int64, sha256: String?) {
         if isSegmented(attributes, local: local, segments: segments, plan: plan) {
             try await fetchSegments(remote, size: attributes.size ?? 0, to: local, stateFile: SegmentState.path(beside: local),
                                     segments: max(1, segments ?? 1), plan: plan)
-            return try finishFile(remote, attributes: attributes, at: local, streamedTo: nil)
+            return (try finishFile(remote, attributes: attributes, at: local, streamedTo: nil), nil)
         }
-        let end = try await plan.pool.withSession { session throws(SFTPError) in
+        let streamed = try await plan.pool.withSession { session throws(SFTPError) in
             try await fetchStream(try await session.open(remote, attributes: attributes), to: local, session: session,
-                                  counter: plan.counter, limit: limit).end
+                                  counter: plan.counter, limit: limit, digest: plan.wantsSHA256)
         }
-        return try finishFile(remote, attributes: attributes, at: local, streamedTo: end)
+        return (try finishFile(remote, attributes: attributes, at: local, streamedTo: streamed.end), streamed.sha256)
     }
 
     /// Whether a file is fetched in `segments` byte ranges at once: it is at least `segmentThreshold` large, or
@@ -237,9 +240,9 @@ public final class NativeEngine: TransferEngine {
     /// (`unsafe_remote_name`) and every local path is checked to stay inside `local` (``path(inside:_:)``); more
     /// than `maxEntries` files and folders fail the job as `too_many_entries`, folders deeper than
     /// ``maximumDepth`` as `too_deep` (both permanent: the same tree fails the same way on every attempt).
-    /// - Returns: every file's size by path relative to `local`.
+    /// - Returns: every file's size (and SHA-256, when the plan wants it) by path relative to `local`.
     private func mirror(_ remote: String, attributes: SFTPFileAttributes, into local: String,
-                        plan: FetchPlan, maxEntries: Int) async throws -> [String: Int64] {
+                        plan: FetchPlan, maxEntries: Int) async throws -> [String: (size: Int64, sha256: String?)] {
         var folders: [(relative: String, attributes: SFTPFileAttributes, depth: Int)] = [("", attributes, 0)]
         var files: [(relative: String, attributes: SFTPFileAttributes)] = []
         var index = 0
@@ -271,8 +274,8 @@ public final class NativeEngine: TransferEngine {
             }
         }
         for folder in folders { try createFolder(try path(inside: local, folder.relative)) }
-        var sizes: [String: Int64] = [:]
-        try await withThrowingTaskGroup(of: (String, Int64).self) { group in
+        var sizes: [String: (size: Int64, sha256: String?)] = [:]
+        try await withThrowingTaskGroup(of: (String, (size: Int64, sha256: String?)).self) { group in
             var pending = files[...]
             func startNext() {
                 guard let (relative, attributes) = pending.popFirst() else { return }

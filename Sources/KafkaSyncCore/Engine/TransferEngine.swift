@@ -52,9 +52,12 @@ public struct StagedTransfer: Sendable, Equatable {
     public var bytesTransferred: Int64
     /// The engine that downloaded it: `native` or `lftp`.
     public var engine: TransferEngineKind = .native
-    /// The SHA-256 (hex) of a single file, when the engine computed it while downloading (then nothing reads the
-    /// file again to verify or upload it).
-    public var sha256: String?
+    /// The SHA-256 (hex) of files the engine digested while downloading them, by path as in ``files`` (then
+    /// nothing reads them again to verify or upload them).
+    public var digests: [String: String] = [:]
+
+    /// The SHA-256 of a single file, when the engine computed it.
+    public var sha256: String? { kind == .file ? digests[""] : nil }
 
     /// The size of all files.
     public var totalBytes: Int64 { files.values.reduce(0, +) }

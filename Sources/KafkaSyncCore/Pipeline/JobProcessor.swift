@@ -130,7 +130,8 @@ public final class JobProcessor: Sendable {
             } else { [UploadRecord]() }
             try await saveCompleted(record, path: placed.path)
             if let uploads, !rows.isEmpty {
-                _ = try await uploads.upload(rows, job: job, digest: staged.sha256 ?? job.checksum?.sha256)
+                _ = try await uploads.upload(rows, job: job,
+                                             digests: staged.digests.merging(job.checksum?.sha256.map { ["": $0] } ?? [:]) { $1 })
             }
             logger.info("transfer completed", metadata: meta + [
                 "job.path": "\(placed.path)", "job.bytes": "\(staged.totalBytes)", "job.files": "\(staged.files.count)",
@@ -153,7 +154,7 @@ public final class JobProcessor: Sendable {
         guard !rows.isEmpty else { return nil }
         logger.info("result in place; resuming its upload", metadata: meta)
         let started = ContinuousClock.now
-        _ = try await uploads.upload(rows, job: job, digest: job.checksum?.sha256)
+        _ = try await uploads.upload(rows, job: job, digests: job.checksum?.sha256.map { ["": $0] } ?? [:])
         var record = record
         record.status = .completed
         record.errorClass = nil

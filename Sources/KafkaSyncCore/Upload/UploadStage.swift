@@ -89,10 +89,10 @@ public final class UploadStage: Sendable {
 
     /// Uploads the files `records` name (those not final yet), `concurrency` parts at a time per file, and
     /// removes the local copies afterwards when `keep_local` is off.
-    /// - Parameter digest: the SHA-256 (hex) of a single-file result when the pipeline knows it already.
+    /// - Parameter digests: the SHA-256 (hex) of files the pipeline knows already, by path in the result.
     /// - Returns: the bytes sent.
     /// - Throws: `upload_failed` (transient), `upload_denied` / `upload_rejected` / `name_conflict` (permanent).
-    func upload(_ records: [UploadRecord], job: TransferJob, digest: String?) async throws(TransferFailure) -> Int64 {
+    func upload(_ records: [UploadRecord], job: TransferJob, digests: [String: String]) async throws(TransferFailure) -> Int64 {
         var sent: Int64 = 0
         for record in records where Self.needsWork(record) {
             guard let upload = uploads[record.uploadName], let client = clients[record.uploadName] else {
@@ -100,7 +100,7 @@ public final class UploadStage: Sendable {
             }
             let started = ContinuousClock.now
             do throws(TransferFailure) {
-                let done = try await send(record, upload: upload, client: client, digest: record.file.isEmpty ? digest : nil)
+                let done = try await send(record, upload: upload, client: client, digest: digests[record.file])
                 sent += done.state == .completed ? done.size : 0
                 Counter(label: "kafkasync_uploads_total", dimensions: [("upload", upload.name), ("state", done.state.rawValue)])
                     .increment()

@@ -5,8 +5,9 @@ import Testing
 import TestSupport
 @testable import KafkaSyncCore
 
-/// The native engine digests a file while it downloads it in one stream, so neither verification nor an upload
-/// reads it again; a resumed or segmented download has no such digest (the pipeline then reads the file).
+/// The native engine digests a file while it downloads it in one stream (a single file, or each file of a tree), so
+/// neither verification nor an upload reads it again; a resumed or segmented download has no such digest (the
+/// pipeline then reads the file).
 @Suite(.timeLimit(.minutes(3))) struct StreamDigestTests {
     let logger = Logger(label: "test.stream-digest")
 
@@ -40,6 +41,17 @@ import TestSupport
             #expect(FileManager.default.contents(atPath: resumed.path) == contents)
             let segmented = try await engine.transfer(try request("d.partial", wanted: true, segments: 4)) { _ in }
             #expect(segmented.sha256 == nil && FileManager.default.contents(atPath: segmented.path) == contents)
+            // A tree's files, each streamed: each with its digest.
+            let small = Data("a small one".utf8)
+            try server.serve("tree/sub/small.txt", small)
+            try server.serve("tree/big.bin", contents)
+            var treeRequest = TransferRequest(job: try TransferJob(name: "tree", location: server.dataPath(""), kind: .directory),
+                                              remote: remote, stagedPath: directory.file("tree.partial"), parallelism: 2,
+                                              segmentThreshold: 1 << 20)
+            treeRequest.wantsSHA256 = true
+            let tree = try await engine.transfer(treeRequest) { _ in }
+            #expect(tree.digests == ["sub/small.txt": SHA256.hash(data: small).hexDigits, "big.bin": expected])
+            #expect(tree.sha256 == nil, "a tree has no single digest")
         }
     }
 }
