@@ -171,7 +171,14 @@ public final class UploadStage: Sendable {
         for var record in candidates where !record.state.isFinal {
             let limit = olderThan ?? uploads[record.uploadName]?.abortAfter ?? .seconds(86_400)
             guard jobID != nil || record.updatedAt < now.addingTimeInterval(-limit.timeInterval) else { continue }
-            if let uploadID = record.uploadID, let client = clients[record.uploadName] {
+            if let uploadID = record.uploadID {
+                guard let client = clients[record.uploadName] else {
+                    // Its upload is no longer configured: nothing here can reach its bucket; the row stays.
+                    logger.warning("cannot abort an upload whose [uploads.NAME] is gone", metadata: [
+                        "job.id": "\(record.jobID)", "upload.name": "\(record.uploadName)", "upload.key": "\(record.key)",
+                    ])
+                    continue
+                }
                 do {
                     try await retrying("AbortMultipartUpload \(record.key)") {
                         try await client.abortMultipartUpload(key: record.key, uploadID: uploadID)
