@@ -49,9 +49,6 @@ public final class UploadStage: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    /// The client of an upload (`kafkasync uploads abort`, the janitor).
-    func client(_ name: String) -> S3Client? { clients[name] }
-
     /// Records the files of a placed result as pending uploads (keeping the state of files recorded before), so a
     /// consumer killed from here on finds them on the job's next delivery.
     /// - Parameters:
