@@ -87,7 +87,7 @@ public final class ProFTPDServer: Sendable {
         let started = process, port = port
         do {
             try await withTimeout(.seconds(15), "proftpd to listen") {
-                while !Self.accepts(port) {
+                while !acceptsConnections(onLoopbackPort: port) {
                     if !started.isRunning { throw FixtureUnavailable(what: "proftpd exited: \(started.stderr)") }
                     try await Task.sleep(for: .milliseconds(50))
                 }
@@ -125,21 +125,6 @@ public final class ProFTPDServer: Sendable {
     public func stop() async {
         _ = await process.stop(signal: SIGTERM)
         directory.remove()
-    }
-
-    private static func accepts(_ port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
     }
 }
 

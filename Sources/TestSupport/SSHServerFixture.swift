@@ -215,22 +215,3 @@ public func withSSHServer<Result>(hostKeyType: String = "ed25519", extraConfig: 
                           stop: { await $0.stop() }, body)
 }
 
-/// A TCP port on 127.0.0.1 that nothing listens on now (the system picks it; another process may take it before
-/// the caller binds it, so use it at once).
-public func freeLoopbackPort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw FixtureUnavailable(what: "no socket for a free port") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-        }
-    }
-    guard bound else { throw FixtureUnavailable(what: "no free loopback port") }
-    return Int(UInt16(bigEndian: address.sin_port))
-}

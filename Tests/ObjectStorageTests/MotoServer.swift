@@ -28,10 +28,6 @@ extension Trait where Self == MotoServerTrait {
 enum MotoServer {
     /// Its endpoint (``MotoServerTrait``).
     @TaskLocal static var endpoint: URL?
-
-    struct StartFailure: Error, CustomStringConvertible {
-        var description: String
-    }
 }
 
 /// A loopback TCP socket that listens but never accepts or answers: the kernel completes connections, so requests
@@ -41,23 +37,7 @@ final class SilentListener {
     private let fd: CInt
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let ok = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                bind(fd, address, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, address, &length) == 0
-            }
-        }
-        guard fd >= 0, ok else {
-            close(fd)
-            throw MotoServer.StartFailure(description: "listen failed: \(errno)")
-        }
-        self.fd = fd
-        port = Int(UInt16(bigEndian: address.sin_port))
+        (fd, port) = try boundLoopbackSocket(listening: true)
     }
 
     deinit { close(fd) }
