@@ -473,11 +473,18 @@ final class LocalFile: Sendable {
     }
 
     /// Writes on NIO's thread pool.
+    /// - Throws: `cancelled` when the task is cancelled before the write ran (a download cancelled while a chunk
+    ///   was on its way to the disk), `local_io` or `disk_full` when the write fails.
     func write(_ data: ByteBuffer, at offset: Int64) async throws(SFTPError) {
         do {
             try await NIOThreadPool.singleton.runIfActive { try self.writeNow(data, at: offset) }
+        } catch let error as SFTPError {
+            throw error
         } catch {
-            throw (error as? SFTPError) ?? SFTPError(.localIO, "cannot write \(path): \(error)")
+            if error is CancellationError || Task.isCancelled {
+                throw SFTPError(.cancelled, "cancelled while writing \(path)")
+            }
+            throw SFTPError(.localIO, "cannot write \(path): \(error)")
         }
     }
 
