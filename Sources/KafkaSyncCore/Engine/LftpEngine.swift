@@ -359,8 +359,7 @@ enum AskPass {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: false,
                                                 attributes: [.posixPermissions: 0o700])
         let script = folder.appendingPathComponent("askpass").path
-        try "#!/bin/sh\nprintf '%s\\n' \"$KAFKASYNC_KEY_PASSPHRASE\"\n".write(toFile: script, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: script)
+        try writeExecutableScript(script, "#!/bin/sh\nprintf '%s\\n' \"$KAFKASYNC_KEY_PASSPHRASE\"\n")
         return script
     }
 

@@ -83,3 +83,21 @@ func setModificationTime(_ path: String, _ date: Date) {
     var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
     _ = utimensat(AT_FDCWD, path, &times, 0)
 }
+
+/// Writes a new executable script (`0700`) through a descriptor that no child process inherits: a descriptor open for
+/// writing that another thread's fork carries into a long-lived child would make every later exec of the script
+/// fail with "Text file busy" (ETXTBSY).
+/// - Throws: `local_io` when the file cannot be created or written.
+func writeExecutableScript(_ path: String, _ text: String) throws(TransferFailure) {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o700)
+    guard descriptor >= 0 else { throw TransferFailure.local("cannot create \(path)") }
+    defer { close(descriptor) }
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else { throw TransferFailure.local("cannot write \(path)") }
+        bytes = bytes.dropFirst(written)
+    }
+    fchmod(descriptor, 0o700)
+}

@@ -19,8 +19,8 @@ import TestSupport
 
     /// Writes an executable shell script (a fake `lftp`) and returns its path.
     func fakeLftp(_ directory: TemporaryDirectory, _ body: String) throws -> String {
-        let path = try directory.write("fake-lftp", "#!/bin/sh\n" + body + "\n")
-        chmod(path, 0o755)
+        let path = directory.file("fake-lftp")
+        try writeExecutableScript(path, "#!/bin/sh\n" + body + "\n")
         return path
     }
 
