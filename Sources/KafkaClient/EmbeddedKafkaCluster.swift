@@ -87,14 +87,8 @@ public final class EmbeddedKafkaCluster: Sendable {
         if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "could not create topic \(name)") }
     }
 
-    /// Takes a broker down for good: its connections drop and new ones are refused. Partition leadership does not
-    /// move (``setPartitionLeader(topic:partition:brokerID:)`` moves it). There is no way back up: librdkafka's mock
-    /// re-creates the listener on the same port and aborts the process when that port was taken meanwhile.
-    public func setBrokerDown(_ brokerID: Int32) throws(KafkaError) {
-        let err = rd_kafka_mock_broker_set_down(cluster.pointer, brokerID)
-        if err != RD_KAFKA_RESP_ERR_NO_ERROR { throw KafkaError(err, context: "broker \(brokerID)") }
-    }
-
+    // No "broker down": librdkafka's mock re-creates a downed broker's listener on the same port at once and aborts
+    // the process when another socket took that port meanwhile.
 
     /// Makes the next `errors.count` requests of type `api` (to any broker) fail with these errors, in order.
     public func injectErrors(_ errors: [InjectedError], into api: API) {

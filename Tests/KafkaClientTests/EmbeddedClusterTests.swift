@@ -98,7 +98,7 @@ import Testing
         await third.close()
     }
 
-    @Test func messagesProducedWhileABrokerIsDownArriveOnceTheirPartitionHasALeaderAgain() async throws {
+    @Test func messagesProducedWhileALeaderMovesArriveAtTheNewLeader() async throws {
         let topic = KafkaFixtures.uniqueName("jobs")
         let cluster = try KafkaFixtures.cluster(brokers: 3, topics: [topic: 4])
         let producer = try KafkaFixtures.producer(cluster)
@@ -108,11 +108,10 @@ import Testing
         for (partition, leader) in [(0, 1), (1, 2), (2, 3), (3, 1)] as [(Int32, Int32)] {
             try cluster.setPartitionLeader(topic: topic, partition: partition, brokerID: leader)
         }
-        // Broker 2 stays down: bringing a mock broker back re-creates its listener on the same port, and the mock
-        // aborts the whole test process when that port is taken meanwhile (seen in CI despite reserved ports and
-        // waiting until the port could be bound). Its partition fails over to broker 1 instead, as after a leader
-        // election.
-        try cluster.setBrokerDown(2)
+        // No broker is taken down: librdkafka's mock re-creates a downed broker's listener on the same port at once
+        // and aborts the whole test process when another test bound that port meanwhile (seen in CI, on the way
+        // down as well as up). Partition 1 moves from broker 2 to broker 1 while messages are in flight, as in a
+        // leader election.
         let reports = try await withThrowingTaskGroup(of: KafkaDeliveryReport.self) { group in
             for index in 0..<40 {
                 group.addTask {
@@ -120,10 +119,8 @@ import Testing
                                                                  value: Array("\(index)".utf8)))
                 }
             }
-            // Deliveries to partitions led by live brokers complete while broker 2 is down.
             var done: [KafkaDeliveryReport] = []
             while done.count < 10, let report = try await group.next() { done.append(report) }
-            #expect(done.allSatisfy { $0.partition != 1 })
             try cluster.setPartitionLeader(topic: topic, partition: 1, brokerID: 1)
             while let report = try await group.next() { done.append(report) }
             return done
@@ -131,7 +128,7 @@ import Testing
         await producer.close()
         #expect(reports.count == 40)
 
-        // Read without a group: the group coordinator may be the broker that is down.
+        // Read without a group (no commit, no coordinator needed).
         let ends = try await KafkaAdmin.endOffsets(of: topic, bootstrapServers: cluster.bootstrapServers,
                                                    logger: KafkaFixtures.logger())
         let received = try await KafkaAdmin.read(topic, ranges: ends.mapValues { 0..<$0 },
