@@ -19,6 +19,23 @@ enum SQLValue: Sendable, Equatable {
 struct SQLStatement: Sendable {
     let sql: String
     let arguments: [SQLValue]
+
+    /// Inserts `rows` into `table`, or replaces every other column of an existing row with the same key (the
+    /// first `keyColumns` of `columns`); of rows with the same `key`, the last wins (as if each were written in
+    /// turn; a statement may not touch one row twice).
+    static func upsert<Row>(into table: String, columns: [String], keyColumns: Int, rows: [Row],
+                            key: (Row) -> String, values: (Row) -> [SQLValue]) -> SQLStatement {
+        var seen = Set<String>()
+        let latest = rows.reversed().filter { seen.insert(key($0)).inserted }.reversed()
+        let row = "(\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))"
+        let keys = columns.prefix(keyColumns).joined(separator: ", ")
+        let updates = columns.dropFirst(keyColumns).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
+        return SQLStatement(sql: """
+            INSERT INTO \(table) (\(columns.joined(separator: ", "))) \
+            VALUES \(Array(repeating: row, count: latest.count).joined(separator: ", ")) \
+            ON CONFLICT (\(keys)) DO UPDATE SET \(updates)
+            """, arguments: latest.flatMap(values))
+    }
 }
 
 /// What a database must offer for the shared SQL: statements in, rows of ``SQLValue`` out.
@@ -128,31 +145,16 @@ enum TransferSQL {
     /// Inserts the records, or replaces every column of an existing record with the same job id; of records with
     /// the same job id, the last wins (as if each were written in turn).
     static func upsert(_ records: [TransferRecord]) -> SQLStatement {
-        var seen = Set<String>()
-        let latest = records.reversed().filter { seen.insert($0.jobID).inserted }.reversed()
-        let row = "(\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))"
-        let updates = columns.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        return SQLStatement(sql: """
-            INSERT INTO transfers (\(columns.joined(separator: ", "))) \
-            VALUES \(Array(repeating: row, count: latest.count).joined(separator: ", ")) \
-            ON CONFLICT (job_id) DO UPDATE SET \(updates)
-            """, arguments: latest.flatMap(values))
+        .upsert(into: "transfers", columns: columns, keyColumns: 1, rows: records, key: \.jobID, values: values)
     }
 
     /// The attempt rows of records that started an attempt: the attempt's outcome so far (its status), replaced
     /// as the record moves on. Nil when no record started one.
     static func upsertAttempts(_ records: [TransferRecord]) -> SQLStatement? {
-        var seen = Set<String>()
-        let latest = records.reversed().filter { $0.attempts > 0 && $0.status != .queued }
-            .filter { seen.insert("\($0.jobID) \($0.attempts)").inserted }.reversed()
-        guard !latest.isEmpty else { return nil }
-        let names = attemptColumns.joined(separator: ", ")
-        let row = "(\(Array(repeating: "?", count: attemptColumns.count).joined(separator: ", ")))"
-        let updates = attemptColumns.dropFirst(2).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        return SQLStatement(sql: """
-            INSERT INTO transfer_attempts (\(names)) VALUES \(Array(repeating: row, count: latest.count).joined(separator: ", ")) \
-            ON CONFLICT (job_id, attempt) DO UPDATE SET \(updates)
-            """, arguments: latest.flatMap { r -> [SQLValue] in
+        let started = records.filter { $0.attempts > 0 && $0.status != .queued }
+        guard !started.isEmpty else { return nil }
+        return .upsert(into: "transfer_attempts", columns: attemptColumns, keyColumns: 2, rows: started,
+                       key: { "\($0.jobID) \($0.attempts)" }, values: { r -> [SQLValue] in
                 let final = r.status.isFinal || r.status == .retrying
                 return [.text(r.jobID), .integer(Int64(r.attempts)), .text(r.status.rawValue), .init(r.startedAt),
                         .init(final ? r.finishedAt ?? r.updatedAt : nil), .init(r.workerHost),

@@ -134,15 +134,8 @@ enum UploadSQL {
     /// Inserts the records or replaces the rows with the same job id and file; of records with the same job id and
     /// file, the last wins (as if each were written in turn).
     static func upsert(_ records: [UploadRecord]) -> SQLStatement {
-        var seen = Set<String>()
-        let records = records.reversed().filter { seen.insert($0.jobID + "\u{0}" + $0.file).inserted }.reversed()
-        let row = "(\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))"
-        let updates = columns.dropFirst(2).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
-        return SQLStatement(sql: """
-            INSERT INTO uploads (\(columns.joined(separator: ", "))) \
-            VALUES \(Array(repeating: row, count: records.count).joined(separator: ", ")) \
-            ON CONFLICT (job_id, file) DO UPDATE SET \(updates)
-            """, arguments: records.flatMap(values))
+        .upsert(into: "uploads", columns: columns, keyColumns: 2, rows: records, key: { $0.jobID + "\u{0}" + $0.file },
+                values: values)
     }
 
     static func forJob(_ jobID: String) -> SQLStatement {
