@@ -8,6 +8,7 @@ public final class StoppedProcesses: Sendable {
     private struct State {
         var pids: [pid_t] = []
         var since: ContinuousClock.Instant?
+        var lastProgress: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
 
@@ -29,6 +30,13 @@ public final class StoppedProcesses: Sendable {
 
     /// When they were stopped, if they were.
     public var since: ContinuousClock.Instant? { state.withLock { $0.since } }
+
+    /// Notes that the client made progress now (data the stopped server sent before it stopped still drains
+    /// from the socket buffers for a while, longer on a loaded machine).
+    public func progressed() { state.withLock { $0.lastProgress = .now } }
+
+    /// When the client last made progress, if it did.
+    public var lastProgress: ContinuousClock.Instant? { state.withLock { $0.lastProgress } }
 
     /// Lets them run again (`SIGCONT`).
     public func resume() { state.withLock { $0.pids.forEach { Foundation.kill($0, SIGCONT) } } }
