@@ -170,19 +170,23 @@ struct DashboardRoutes: Sendable {
     /// The live events as Server-Sent Events, from `Last-Event-ID` when given.
     func events(_ request: Request) -> Response {
         let lastEventID = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
-        let (stream, cancel) = live.subscribe(after: lastEventID)
+        let (subscriber, cancel) = live.subscribe(after: lastEventID)
         let body = ResponseBody { writer in
             defer { cancel() }
             try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
-            let events = chain(stream.map { StreamItem.event($0) }, [StreamItem.end].async)
+            let wakeups = subscriber.wakeups.map { StreamItem.events }
             let ticks = AsyncTimerSequence(interval: Self.keepAlive, clock: .continuous).map { _ in StreamItem.keepAlive }
-            // Ends when the client goes, when it fell behind (its events ended: it reconnects with Last-Event-ID),
-            // or when the server shuts down gracefully.
-            loop: for await item in merge(events, ticks).cancelOnGracefulShutdown() {
+            // Ends when the client goes, when it fell behind (it reconnects with Last-Event-ID), or when the server
+            // shuts down gracefully.
+            loop: for await item in merge(wakeups, ticks).cancelOnGracefulShutdown() {
                 switch item {
-                case .event(let entry): try await writer.write(ByteBuffer(string: entry.text))
+                case .events:
+                    let (entries, ended) = subscriber.take()
+                    if !entries.isEmpty { try await writer.write(ByteBuffer(string: entries.map(\.text).joined())) }
+                    if ended { break loop }
+                    // What is told meanwhile goes in the next write.
+                    try await Task.sleep(for: LiveEvents.batchInterval)
                 case .keepAlive: try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
-                case .end: break loop
                 }
             }
             try await writer.finish(nil)
@@ -190,11 +194,10 @@ struct DashboardRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
-    /// What the event stream writes: an event, a keep-alive comment, or the end of the client's events.
+    /// What wakes the event stream: events to write, or the time for a keep-alive comment.
     private enum StreamItem: Sendable {
-        case event(LiveEvents.Entry)
+        case events
         case keepAlive
-        case end
     }
 
     /// What waits: per partition of the jobs topic, the records after the group's committed offset (Kafka's lag:

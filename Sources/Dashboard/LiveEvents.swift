@@ -9,12 +9,15 @@ import TransferStore
 /// Events get increasing ids and the last ``bufferSize`` are kept, so a browser that reconnects with
 /// `Last-Event-ID` misses nothing that is still buffered. Each subscriber has a bounded queue: one that falls
 /// ``subscriberQueue`` events behind is disconnected (it reconnects and resumes), so a slow client never slows the
-/// pipeline, which only ever appends under a lock.
+/// pipeline, which only ever appends under a lock. A stream writes what waits at most every ``batchInterval``:
+/// a busy consumer tells thousands of events a second, and a socket write each cost more than the events.
 public final class LiveEvents: Sendable {
     /// Events kept for reconnecting clients.
     static let bufferSize = 4096
     /// Events a client may fall behind before it is disconnected.
     static let subscriberQueue = 1024
+    /// The shortest time between two writes of a stream.
+    static let batchInterval: Duration = .milliseconds(200)
     /// Retries waiting listed at most (``retries``).
     static let retriesKept = 10_000
 
@@ -89,10 +92,54 @@ public final class LiveEvents: Sendable {
         var attempt: Int
     }
 
+    /// One client of the stream: the events not written to it yet, which its stream takes in batches (one socket
+    /// write each, not one per event). Bounded: a client ``subscriberQueue`` events behind ends (it fell behind).
+    final class Subscriber: Sendable {
+        private struct Pending {
+            var entries: [Entry] = []
+            var ended = false
+        }
+        private let pending = Mutex(Pending())
+        /// An element whenever events wait (pushes between two takes make one); finished when the subscriber ends.
+        let wakeups: AsyncStream<Void>
+        private let wake: AsyncStream<Void>.Continuation
+
+        init() { (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1)) }
+
+        /// Adds `entry`, unless ``subscriberQueue`` wait already: then the subscriber ends instead.
+        /// - Returns: whether it was added.
+        fileprivate func push(_ entry: Entry) -> Bool {
+            let added = pending.withLock { pending in
+                guard !pending.ended, pending.entries.count < LiveEvents.subscriberQueue else {
+                    pending.ended = true
+                    return false
+                }
+                pending.entries.append(entry)
+                return true
+            }
+            if added { wake.yield() } else { wake.finish() }
+            return added
+        }
+
+        /// Ends the subscriber: what waits can still be taken.
+        fileprivate func end() {
+            pending.withLock { $0.ended = true }
+            wake.finish()
+        }
+
+        /// The events waiting, oldest first, and whether the subscriber ended (no more will come).
+        func take() -> (entries: [Entry], ended: Bool) {
+            pending.withLock { pending in
+                defer { pending.entries.removeAll(keepingCapacity: true) }
+                return (pending.entries, pending.ended)
+            }
+        }
+    }
+
     private struct State: Sendable {
         var nextID = 1
         var buffer: [Entry] = []
-        var subscribers: [Int: AsyncStream<Entry>.Continuation] = [:]
+        var subscribers: [Int: Subscriber] = [:]
         var nextSubscriber = 0
         var running: [String: Running] = [:]
         var retries: [String: QueueResponse.Retry] = [:]
@@ -111,32 +158,30 @@ public final class LiveEvents: Sendable {
     }
 
     /// A new subscriber: the buffered events after `lastEventID` (or a `reset` first when some were dropped from
-    /// the buffer), then live ones. The stream ends when the client falls too far behind.
-    func subscribe(after lastEventID: Int?) -> (stream: AsyncStream<Entry>, cancel: @Sendable () -> Void) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Entry.self,
-                                                            bufferingPolicy: .bufferingOldest(Self.subscriberQueue))
+    /// the buffer), then live ones, until it falls too far behind or `cancel` is called.
+    func subscribe(after lastEventID: Int?) -> (subscriber: Subscriber, cancel: @Sendable () -> Void) {
+        let subscriber = Subscriber()
         let key = state.withLock { state in
             if let lastEventID {
                 let oldest = state.buffer.first?.id ?? state.nextID
                 // Gone from the buffer, never given, or more than the client's queue holds: start over.
                 if lastEventID + 1 < oldest || lastEventID >= state.nextID
                     || state.nextID - 1 - lastEventID >= Self.subscriberQueue {
-                    continuation.yield(Entry(id: state.nextID - 1, type: "reset", event: nil))
+                    _ = subscriber.push(Entry(id: state.nextID - 1, type: "reset", event: nil))
                 } else {
-                    for entry in state.buffer where entry.id > lastEventID { continuation.yield(entry) }
+                    for entry in state.buffer where entry.id > lastEventID { _ = subscriber.push(entry) }
                 }
             }
             let key = state.nextSubscriber
             state.nextSubscriber += 1
-            state.subscribers[key] = continuation
+            state.subscribers[key] = subscriber
             return key
         }
         let cancel: @Sendable () -> Void = { [weak self] in
             _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) }
-            continuation.finish()
+            subscriber.end()
         }
-        continuation.onTermination = { _ in cancel() }
-        return (stream, cancel)
+        return (subscriber, cancel)
     }
 
     /// Subscribers connected now.
@@ -144,21 +189,19 @@ public final class LiveEvents: Sendable {
 
     private func receive(_ event: PipelineEvent) {
         let now = Date()
-        // Dropped clients are finished once the lock is released: finishing runs their termination handler,
-        // which takes the lock to unsubscribe.
-        let dropped = state.withLock { state -> [AsyncStream<Entry>.Continuation] in
+        state.withLock { state in
             switch event {
             case .started(let record):
                 let running = Running(name: record.name, remote: record.remote, total: record.bytesExpected,
                                       attempt: record.attempts)
                 state.running[record.jobID] = running
                 state.retries[record.jobID] = nil
-                return append(Event(type: "started", jobID: record.jobID, name: running.name, remote: running.remote,
+                append(Event(type: "started", jobID: record.jobID, name: running.name, remote: running.remote,
                              bytes: 0, total: running.total, attempt: running.attempt, time: now), to: &state)
             case .progress(let jobID, let bytes, let total):
                 if let total { state.running[jobID]?.total = total }
                 let running = state.running[jobID]
-                return append(Event(type: "progress", jobID: jobID, name: running?.name, remote: running?.remote, bytes: bytes,
+                append(Event(type: "progress", jobID: jobID, name: running?.name, remote: running?.remote, bytes: bytes,
                              total: total ?? running?.total, attempt: running?.attempt, time: now), to: &state)
             case .outcome(let outcome):
                 let jobID = outcome.job?.id ?? ""
@@ -186,26 +229,18 @@ public final class LiveEvents: Sendable {
                     entry.errorClass = failure.code.description
                     entry.errorMessage = failure.message
                 }
-                return append(entry, to: &state)
+                append(entry, to: &state)
             }
         }
-        for subscriber in dropped { subscriber.finish() }
     }
 
-    /// Adds an event for every subscriber; returns those that fell behind (removed, to be finished).
-    private func append(_ event: Event, to state: inout State) -> [AsyncStream<Entry>.Continuation] {
+    /// Adds an event for every subscriber; one that fell behind is disconnected (it reconnects with its
+    /// Last-Event-ID).
+    private func append(_ event: Event, to state: inout State) {
         let entry = Entry(id: state.nextID, type: event.type, event: event)
         state.nextID += 1
         state.buffer.append(entry)
         if state.buffer.count > Self.bufferSize { state.buffer.removeFirst(state.buffer.count - Self.bufferSize / 2) }
-        var dropped: [AsyncStream<Entry>.Continuation] = []
-        for (key, subscriber) in state.subscribers {
-            if case .dropped = subscriber.yield(entry) {
-                // Too far behind: disconnect it; it reconnects with its Last-Event-ID.
-                state.subscribers[key] = nil
-                dropped.append(subscriber)
-            }
-        }
-        return dropped
+        for (key, subscriber) in state.subscribers where !subscriber.push(entry) { state.subscribers[key] = nil }
     }
 }

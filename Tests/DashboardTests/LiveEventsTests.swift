@@ -12,12 +12,13 @@ import TransferStore
                                 status: .running, attempts: 1, receivedAt: Date()))
     }
 
-    /// Everything a stream holds now, then whether it ended (a live stream with nothing left would wait).
-    private static func drain(_ stream: AsyncStream<LiveEvents.Entry>, expecting count: Int) async -> [LiveEvents.Entry] {
+    /// A subscriber's events until `count` arrived or it ended (a live one with nothing left would wait).
+    private static func drain(_ subscriber: LiveEvents.Subscriber, expecting count: Int = .max) async -> [LiveEvents.Entry] {
         var entries: [LiveEvents.Entry] = []
-        for await entry in stream {
-            entries.append(entry)
-            if entries.count == count { break }
+        for await _ in subscriber.wakeups {
+            let (taken, ended) = subscriber.take()
+            entries += taken
+            if entries.count >= count || ended { break }
         }
         return entries
     }
@@ -32,9 +33,9 @@ import TransferStore
         let total = LiveEvents.subscriberQueue + 100
         for index in 0..<total { events.emit(Self.started("job-\(index)")) }
         #expect(live.subscriberCount == 0, "both fell behind (neither read) and were disconnected")
-        var kept = 0
-        for await _ in slow { kept += 1 }
-        #expect(kept == LiveEvents.subscriberQueue, "the stream ends after what it could hold")
+        let kept = await Self.drain(slow)
+        #expect(kept.count == LiveEvents.subscriberQueue, "the stream ends after what it could hold")
+        #expect(slow.take().ended)
         cancelFast()
         _ = fast
 
@@ -49,6 +50,23 @@ import TransferStore
         #expect(rest.map(\.id) == Array(LiveEvents.subscriberQueue + 1 ... total))
         #expect(rest.allSatisfy { $0.type == "started" })
         #expect(rest.first?.data.contains(#""job_id":"job-\#(LiveEvents.subscriberQueue)""#) == true, "\(rest.first!)")
+    }
+
+    @Test func eventsToldBetweenTwoWritesAreTakenTogether() async throws {
+        let events = PipelineEvents()
+        let live = LiveEvents(events: events)
+        let (subscriber, cancel) = live.subscribe(after: nil)
+        for index in 0..<10 { events.emit(Self.started("job-\(index)")) }
+        var wakeups = subscriber.wakeups.makeAsyncIterator()
+        #expect(await wakeups.next() != nil)
+        #expect(subscriber.take().entries.map(\.id) == Array(1...10), "one write for the ten")
+        #expect(subscriber.take().entries.isEmpty)
+        events.emit(Self.started("job-10"))
+        #expect(await wakeups.next() != nil, "a later event wakes the stream again")
+        #expect(subscriber.take().entries.map(\.id) == [11])
+        cancel()
+        #expect(await wakeups.next() == nil, "a cancelled subscriber's stream ends")
+        #expect(subscriber.take().ended)
     }
 
     @Test func anIDNoLongerBufferedOrNeverGivenGetsAReset() async throws {

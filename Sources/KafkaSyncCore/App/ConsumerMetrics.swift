@@ -12,6 +12,9 @@ public final class ConsumerMetrics: Sendable {
     private let runningGauge = Gauge(label: "kafkasync_transfers_running")
     private let duration = Timer(label: "kafkasync_transfer_duration_seconds")
     private let size = Recorder(label: "kafkasync_transfer_size_bytes", aggregate: true)
+    /// The counters made so far, by label and dimensions (bounded: the labels are): making one looks it up in the
+    /// backend's registry under a lock, too slow for every outcome.
+    private let counters = Mutex<[[String]: Counter]>([:])
 
     /// Metrics of the consumer of `config`, counting what `events` tell from now on.
     public init(config: KafkaSyncConfig, events: PipelineEvents) {
@@ -32,24 +35,33 @@ public final class ConsumerMetrics: Sendable {
             switch outcome {
             case .completed(let completion):
                 transfers("completed", remote)
-                Counter(label: "kafkasync_transfer_bytes_total", dimensions: [("remote", remote)])
-                    .increment(by: Int(clamping: completion.bytes))
+                counter("kafkasync_transfer_bytes_total", [("remote", remote)]).increment(by: Int(clamping: completion.bytes))
                 duration.recordNanoseconds(Int64(clamping: completion.duration.wholeNanoseconds))
                 size.record(completion.bytes)
             case .skipped:
                 transfers("skipped-duplicate", remote)
             case .retry(_, let failure, _, _):
                 transfers("retrying", remote)
-                Counter(label: "kafkasync_retries_total", dimensions: [("code", failure.code.description)]).increment()
+                counter("kafkasync_retries_total", [("code", failure.code.description)]).increment()
             case .deadLetter(_, let failure):
                 transfers("dead-lettered", remote)
-                Counter(label: "kafkasync_dead_letters_total", dimensions: [("code", failure.code.description)]).increment()
+                counter("kafkasync_dead_letters_total", [("code", failure.code.description)]).increment()
             }
         }
     }
 
     private func transfers(_ status: String, _ remote: String) {
-        Counter(label: "kafkasync_transfers_total", dimensions: [("status", status), ("remote", remote)]).increment()
+        counter("kafkasync_transfers_total", [("status", status), ("remote", remote)]).increment()
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
+        return counters.withLock { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions)
+            counters[key] = counter
+            return counter
+        }
     }
 
     /// The remote's name as a label (the default remote's for none), `unknown` for a name the config does not define.
