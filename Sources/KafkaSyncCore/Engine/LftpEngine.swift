@@ -31,17 +31,10 @@ public struct LftpEngine: TransferEngine {
     public func transfer(_ request: TransferRequest, progress: @escaping @Sendable (TransferProgress) -> Void)
         async throws(TransferFailure) -> StagedTransfer
     {
-        let remote = request.remote
-        if remote.hostKeyFingerprint != nil {
-            throw TransferFailure(.unsupportedSetting, """
-                remote \(remote.name): the lftp engine checks host keys with known_hosts only; \
-                replace host_key_fingerprint with a known_hosts file or use engine = "native"
-                """)
-        }
         let path = Self.argument(forRemotePath: request.job.remotePath)
         var isDirectory = request.job.kind == .directory
         if request.job.kind == .auto {
-            let listing = try await run(request, ["cls -1 -d --classify -- \(quoted(path))"])
+            let listing = try await run(request.remote, request.job, ["cls -1 -d --classify -- \(quoted(path))"])
             isDirectory = listing.trimmingCharacters(in: .whitespacesAndNewlines).hasSuffix("/")
         }
         let n = max(1, request.parallelism)
@@ -50,7 +43,7 @@ public struct LftpEngine: TransferEngine {
         let commands = isDirectory
             ? ["debug 10", "mirror --use-pget-n=\(n) -P \(n) -p -c --no-symlinks -- \(quoted(path)) \(quoted(request.stagedPath))"]
             : ["pget -n \(n) -c -- \(quoted(path)) -o \(quoted(request.stagedPath))"]
-        _ = try await run(request, commands)
+        _ = try await run(request.remote, request.job, commands)
         if isDirectory { try Self.checkContained(request.stagedPath) }
         let files = Self.files(under: request.stagedPath, isDirectory: isDirectory)
         let total = files.values.reduce(0, +)
@@ -75,13 +68,25 @@ public struct LftpEngine: TransferEngine {
         path.hasPrefix("/") || path.hasPrefix("~") ? path : "./" + path
     }
 
-    /// Runs lftp with `commands` after connecting.
+    /// Logs in to `remote` and lists its login directory (`config check --probe`).
+    public func probe(_ remote: RemoteConfig) async throws(TransferFailure) {
+        _ = try await run(remote, nil, ["cls -1 -d -- ."])
+    }
+
+    /// Runs lftp with `commands` after connecting to `remote` (for `job`, when there is one).
     /// - Returns: its standard output (the last 64 KiB).
-    private func run(_ request: TransferRequest, _ commands: [String]) async throws(TransferFailure) -> String {
+    private func run(_ remote: RemoteConfig, _ job: TransferJob?, _ commands: [String]) async throws(TransferFailure)
+        -> String
+    {
         guard let program = Self.locate(executable) else {
             throw TransferFailure(.lftpUnavailable, "cannot run lftp: \(executable) is not installed (not found on PATH)")
         }
-        let remote = request.remote
+        if remote.hostKeyFingerprint != nil {
+            throw TransferFailure(.unsupportedSetting, """
+                remote \(remote.name): the lftp engine checks host keys with known_hosts only; \
+                replace host_key_fingerprint with a known_hosts file or use engine = "native"
+                """)
+        }
         var ssh = ["ssh", "-a", "-x", "-o", "GlobalKnownHostsFile=/dev/null",
                    "-o", "StrictHostKeyChecking=\(remote.hostKeyPolicy == .acceptNew ? "accept-new" : "yes")",
                    "-o", "ConnectTimeout=20", "-o", "ServerAliveInterval=15"]
@@ -114,15 +119,15 @@ public struct LftpEngine: TransferEngine {
         }
         if Task.isCancelled { throw TransferFailure(.cancelled, "the transfer was cancelled") }
         for line in (result.stdout + result.stderr).split(separator: "\n") {
-            logger.debug("lftp: \(line)", metadata: ["job.id": "\(request.job.id)"])
+            logger.debug("lftp: \(line)", metadata: ["job.id": "\(job?.id ?? "-")"])
         }
         if let name = result.unsafeName {
             throw TransferFailure(.unsafeRemoteName, """
-                the server listed the name \(excerpt(name)) under \(request.job.remotePath), which is not a plain \
+                the server listed the name \(excerpt(name)) under \(job?.remotePath ?? "."), which is not a plain \
                 file name (it contains "/", "\\" or NUL, is empty or is over 255 bytes); refused
                 """)
         }
-        guard result.status == .exited(0) else { throw Self.classify(result.stderr, path: request.job.remotePath) }
+        guard result.status == .exited(0) else { throw Self.classify(result.stderr, path: job?.remotePath ?? ".") }
         return result.stdout
     }
 
