@@ -82,6 +82,11 @@ public final class NativeEngine: TransferEngine {
 
     /// The deepest folder a directory job may hold, counted from the job's folder.
     static let maximumDepth = 64
+    /// Files of a tree this small are fetched ``smallFilesPerSlot`` at a time per unit of parallelism: a small file
+    /// costs two round trips (OPEN, then READ with the CLOSE) and almost no bandwidth, so over a slow link the
+    /// number in flight sets the rate; its memory is its size.
+    static let smallFile: Int64 = 256 << 10
+    static let smallFilesPerSlot = 4
 
     public func shutdown() async {
         let all = pools.withLock { pools in
@@ -232,7 +237,8 @@ public final class NativeEngine: TransferEngine {
         try? FileManager.default.removeItem(atPath: stateFile)
     }
 
-    /// Mirrors a remote directory tree: folders first, then up to `parallelism` files at a time; regular files
+    /// Mirrors a remote directory tree: folders first, then up to `parallelism` files at a time (more while they
+    /// are small: ``smallFile``); regular files
     /// and folders only (links and devices are skipped: a symbolic link is never created, the listing's attributes
     /// are `lstat`'s). Modification times are kept.
     ///
@@ -275,27 +281,39 @@ public final class NativeEngine: TransferEngine {
         }
         for folder in folders { try createFolder(try path(inside: local, folder.relative)) }
         var sizes: [String: (size: Int64, sha256: String?)] = [:]
-        try await withThrowingTaskGroup(of: (String, (size: Int64, sha256: String?)).self) { group in
+        try await withThrowingTaskGroup(of: (String, Bool, (size: Int64, sha256: String?)).self) { group in
+            // Up to `parallelism` files at once, and more while they are small (several files' requests in flight
+            // on each pooled connection): `parallelism` × smallFilesPerSlot in all, in listing order.
+            let slots = max(1, plan.parallelism)
             var pending = files[...]
-            func startNext() {
-                guard let (relative, attributes) = pending.popFirst() else { return }
+            var (running, runningLarge) = (0, 0)
+            func startNext() -> Bool {
+                guard let (relative, attributes) = pending.first else { return false }
+                let large = attributes.size.map { $0 > Self.smallFile } ?? true
+                guard running < slots * Self.smallFilesPerSlot, !large || runningLarge < slots else { return false }
+                pending.removeFirst()
+                running += 1
+                if large { runningLarge += 1 }
                 let target: String
                 do {
                     target = try path(inside: local, relative)
                 } catch {
                     group.addTask { throw error }
-                    return
+                    return true
                 }
                 group.addTask {
                     // Files of a tree run side by side already: each is one stream.
-                    (relative, try await self.fetchFile(join(remote, relative), attributes: attributes,
-                                                        to: target, plan: plan, segments: nil))
+                    (relative, large, try await self.fetchFile(join(remote, relative), attributes: attributes,
+                                                               to: target, plan: plan, segments: nil))
                 }
+                return true
             }
-            for _ in 0..<max(1, plan.parallelism) { startNext() }
-            while let (relative, size) = try await group.next() {
+            while startNext() {}
+            while let (relative, large, size) = try await group.next() {
                 sizes[relative] = size
-                startNext()
+                running -= 1
+                if large { runningLarge -= 1 }
+                while startNext() {}
             }
         }
         for folder in folders.reversed() {
