@@ -138,6 +138,7 @@ let package = Package(
                 "AsyncSupport", "KafkaClient", "KafkaSyncCore", "TransferStore", "SFTPClient",
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         .executableTarget(

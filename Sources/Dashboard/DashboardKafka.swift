@@ -35,7 +35,7 @@ public final class DashboardKafka: Sendable {
     /// Every record of the dead-letter topic.
     func deadLetters() async throws -> [DeadLetter] {
         try await DeadLetter.readAll(topic: topics.deadLetter, bootstrapServers: bootstrapServers,
-                                     properties: consumerProperties, logger: logger)
+                                     properties: consumerProperties, timeout: .seconds(5), logger: logger)
     }
 
     /// Publishes `job` to the jobs topic (keyed by name, as the producer does).

@@ -1,7 +1,11 @@
+import AsyncHTTPClient
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 
 /// An HTTP response as tests read it.
 public struct HTTPResult: Sendable {
@@ -23,30 +27,27 @@ public struct HTTPResult: Sendable {
     }
 }
 
-/// A client with no cache and no cookies (Foundation's URLSession, ephemeral).
-private let session = URLSession(configuration: .ephemeral)
-
-/// Sends one request to a real server and reads the whole response.
+/// Sends one request to a real server and reads the whole response (AsyncHTTPClient, on NIO: Foundation's
+/// URLSession on Linux runs every request of the process through one libcurl queue, which stalled for tens of
+/// seconds under a loaded test run, its own timeouts included).
 /// - Parameters:
 ///   - url: an absolute URL.
 ///   - timeout: how long the server may take.
 /// - Throws: when the URL is malformed or the connection fails (a non-2xx status is a result, not an error).
 public func httpRequest(_ url: String, method: String = "GET", headers: [String: String] = [:], body: Data? = nil,
                         timeout: TimeInterval = 10) async throws -> HTTPResult {
-    guard let target = URL(string: url) else { throw URLError(.badURL) }
-    var request = URLRequest(url: target, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: timeout)
-    request.httpMethod = method
+    guard URL(string: url)?.host != nil else { throw URLError(.badURL) }
+    var request = HTTPClientRequest(url: url)
+    request.method = HTTPMethod(rawValue: method)
     // No idle keep-alive connection outlives the request: a server's graceful shutdown need not wait for one.
-    request.setValue("close", forHTTPHeaderField: "Connection")
-    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-    request.httpBody = body
-    let (data, response) = try await session.data(for: request)
-    guard let http = response as? HTTPURLResponse else { throw URLError(.badServerResponse) }
+    request.headers.add(name: "Connection", value: "close")
+    for (name, value) in headers { request.headers.replaceOrAdd(name: name, value: value) }
+    if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+    let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+    let collected = try await response.body.collect(upTo: 256 << 20)
     var fields: [String: String] = [:]
-    for (name, value) in http.allHeaderFields {
-        if let name = name as? String, let value = value as? String { fields[name.lowercased()] = value }
-    }
-    return HTTPResult(status: http.statusCode, headers: fields, body: data)
+    for field in response.headers { fields[field.name.lowercased()] = field.value }
+    return HTTPResult(status: Int(response.status.code), headers: fields, body: Data(buffer: collected))
 }
 
 /// A dashboard page URL as `kafkasync consumer` and `kafkasync dashboard` print it: `http://HOST:PORT/#token=TOKEN`

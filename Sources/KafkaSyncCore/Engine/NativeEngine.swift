@@ -1,3 +1,4 @@
+import AsyncSupport
 import Crypto
 import Foundation
 import Logging
@@ -128,13 +129,14 @@ public final class NativeEngine: TransferEngine {
     /// - Parameters:
     ///   - segments: the ranges of a large file; `nil` for a file of a tree, always one stream.
     ///   - limit: the most bytes the file may have when its attributes give no size (the job's size).
-    /// - Returns: the size of the local file, and its SHA-256 when the plan wants it and it came in one stream.
+    /// - Returns: the size of the local file, and its SHA-256 when the plan wants it.
     private func fetchFile(_ remote: String, attributes: SFTPFileAttributes, to local: String, plan: FetchPlan,
                            segments: Int?, limit: Int64? = nil) async throws -> (size: Int64, sha256: String?) {
         if isSegmented(attributes, local: local, segments: segments, plan: plan) {
-            try await fetchSegments(remote, size: attributes.size ?? 0, to: local, stateFile: SegmentState.path(beside: local),
-                                    segments: max(1, segments ?? 1), plan: plan)
-            return (try finishFile(remote, attributes: attributes, at: local, streamedTo: nil), nil)
+            let sha256 = try await fetchSegments(remote, size: attributes.size ?? 0, to: local,
+                                                 stateFile: SegmentState.path(beside: local),
+                                                 segments: max(1, segments ?? 1), plan: plan)
+            return (try finishFile(remote, attributes: attributes, at: local, streamedTo: nil), sha256)
         }
         let streamed = try await plan.pool.withSession { session throws(SFTPError) in
             try await fetchStream(try await session.open(remote, attributes: attributes), to: local, session: session,
@@ -155,8 +157,8 @@ public final class NativeEngine: TransferEngine {
     /// that is not longer than the remote file (a download leaves only a contiguous prefix, so that is safe).
     /// - Parameters:
     ///   - limit: the most bytes the file may have when the server gives no size.
-    ///   - digest: compute the file's SHA-256 as it arrives, when the whole file is downloaded in this stream.
-    /// - Returns: where the local file ends, and its SHA-256 (hex) when `digest` is on and nothing was resumed.
+    ///   - digest: compute the file's SHA-256 as it arrives (after the part a resumed download had already).
+    /// - Returns: where the local file ends, and its SHA-256 (hex) when `digest` is on and something was fetched.
     private func fetchStream(_ file: SFTPOpenFile, to local: String, session: SFTPSession,
                              counter: ProgressCounter, limit: Int64?, digest: Bool = false)
         async throws(SFTPError) -> (end: Int64, sha256: String?)
@@ -170,7 +172,17 @@ public final class NativeEngine: TransferEngine {
             return (have, nil)
         }
         let reported = Atomic<Int64>(0)
-        var hasher = digest && have == 0 ? SHA256() : nil
+        var hasher: SHA256?
+        if digest && have == 0 {
+            hasher = SHA256()
+        } else if digest {
+            // Resuming: what an earlier attempt left is hashed from the disk first, the rest as it arrives.
+            let prefix = have
+            hasher = try? await runBlocking { () throws(TransferFailure) -> SHA256? in
+                var function = SHA256()
+                return try StagingArea.update(&function, withFile: local, to: prefix) == prefix ? function : nil
+            }
+        }
         let end = try await session.download(file, to: local, offset: have, limit: limit, progress: { bytes in
             counter.addReceived(bytes - reported.exchange(bytes, ordering: .relaxed))
         }, received: { chunk in
@@ -190,9 +202,12 @@ public final class NativeEngine: TransferEngine {
         return fileSize(local) ?? 0
     }
 
-    /// Fetches the unfinished ranges of a segmented download in parallel, each on a pooled session.
+    /// Fetches the unfinished ranges of a segmented download in parallel, each on a pooled session. When the plan
+    /// wants the file's SHA-256, it is computed meanwhile, following the contiguous prefix on disk (the ranges
+    /// arrive side by side, the digest needs the bytes in order; they are read back while still in the page cache).
+    /// - Returns: the file's SHA-256 (hex) when the plan wants it.
     private func fetchSegments(_ remote: String, size: Int64, to local: String, stateFile: String, segments: Int,
-                               plan: FetchPlan) async throws {
+                               plan: FetchPlan) async throws -> String? {
         let state: SegmentState
         if let saved = SegmentState.load(stateFile), saved.size == size,
            FileManager.default.fileExists(atPath: local) {
@@ -207,7 +222,7 @@ public final class NativeEngine: TransferEngine {
         plan.counter.addPresent(state.doneBytes)
         try state.save(stateFile)
         let shared = SharedSegmentState(state, file: stateFile)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let sha256 = try await withThrowingTaskGroup(of: String?.self) { group in
             for (index, range) in state.ranges.enumerated() where range.done < range.end {
                 group.addTask {
                     let reported = Atomic<Int64>(0)
@@ -225,16 +240,24 @@ public final class NativeEngine: TransferEngine {
                         throw TransferFailure(.remoteChanged, "\(remote) ended at byte \(end), before \(range.end): it changed while downloading")
                     }
                     shared.advance(index, to: range.end)
+                    return nil
                 }
             }
+            if plan.wantsSHA256 {
+                group.addTask { try await shared.followingSHA256(of: local) }
+            }
             do {
-                try await group.waitForAll()
+                var sha256: String?
+                while let result = try await group.next() { sha256 = sha256 ?? result }
+                return sha256
             } catch {
+                shared.abandon()
                 shared.save()
                 throw error
             }
         }
         try? FileManager.default.removeItem(atPath: stateFile)
+        return sha256
     }
 
     /// Mirrors a remote directory tree: folders first, then up to `parallelism` files at a time (more while they
@@ -326,6 +349,7 @@ public final class NativeEngine: TransferEngine {
 /// A segmented download's state, advanced by its parallel ranges and saved at most once a second.
 final class SharedSegmentState: Sendable {
     private let state: Mutex<(value: SegmentState, saved: ContinuousClock.Instant)>
+    private let abandoned = Atomic<Bool>(false)
     private let file: String
 
     init(_ state: SegmentState, file: String) {
@@ -344,6 +368,40 @@ final class SharedSegmentState: Sendable {
     }
 
     func save() { try? state.withLock { $0.value }.save(file) }
+
+    /// Where the bytes on disk stop following each other from the start of the file.
+    var contiguousEnd: Int64 {
+        state.withLock { state in
+            state.value.ranges.first { $0.done < $0.end }?.done ?? state.value.size
+        }
+    }
+
+    /// Stops ``followingSHA256(of:)``: the download failed.
+    func abandon() { abandoned.store(true, ordering: .relaxed) }
+
+    /// The SHA-256 of the file at `path`, read in order as its contiguous prefix grows, until the whole file is
+    /// hashed (`nil` once ``abandon()`` was called or the task is cancelled).
+    func followingSHA256(of path: String) async throws -> String? {
+        try await withTaskCancellationHandler {
+            try await runBlocking { [self] () throws(TransferFailure) -> String? in
+                var function = SHA256()
+                var position: Int64 = 0
+                let size = state.withLock { $0.value.size }
+                while position < size {
+                    if abandoned.load(ordering: .relaxed) { return nil }
+                    let end = contiguousEnd
+                    if end > position {
+                        position = try StagingArea.update(&function, withFile: path, from: position, to: end)
+                    } else {
+                        usleep(5_000)
+                    }
+                }
+                return function.finalize().hexDigits
+            }
+        } onCancel: {
+            abandon()
+        }
+    }
 }
 
 /// Counts the bytes of one transfer from many concurrent streams and reports them.

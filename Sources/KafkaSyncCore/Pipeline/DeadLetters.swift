@@ -58,13 +58,14 @@ public struct DeadLetter: Sendable, Equatable {
         try await producer.send(KafkaOutgoingMessage(topic: topic, key: key, value: value))
     }
 
-    /// Reads every record the dead-letter topic holds now, without joining a group or committing anything.
+    /// Reads every record the dead-letter topic holds now, without joining a group or committing anything; each of
+    /// its two steps (the end offsets, the records) gives up after `timeout`.
     public static func readAll(topic: String, bootstrapServers: String, properties: [String: String],
-                               logger: Logger) async throws -> [DeadLetter] {
+                               timeout: Duration = .seconds(30), logger: Logger) async throws -> [DeadLetter] {
         let ends = try await KafkaAdmin.endOffsets(of: topic, bootstrapServers: bootstrapServers,
-                                                   properties: properties, logger: logger)
+                                                   properties: properties, timeout: timeout, logger: logger)
         let letters = try await KafkaAdmin.read(topic, ranges: ends.mapValues { 0..<$0 }, bootstrapServers: bootstrapServers,
-                                                properties: properties, timeout: .seconds(30), logger: logger)
+                                                properties: properties, timeout: timeout, logger: logger)
             .map(DeadLetter.init)
         return letters.sorted { ($0.lastFailure, $0.position) < ($1.lastFailure, $1.position) }
     }

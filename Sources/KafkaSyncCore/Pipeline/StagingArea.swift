@@ -365,18 +365,30 @@ public struct StagingArea: Sendable {
 
     private static func hash<H: HashFunction>(_ path: String, into function: H) throws(TransferFailure) -> String {
         var function = function
+        _ = try update(&function, withFile: path)
+        return function.finalize().hexDigits
+    }
+
+    /// Feeds `function` the bytes of the file at `path` from `start` to `end` (its end when `nil`), read 1 MiB
+    /// at a time.
+    /// - Returns: where the bytes fed end (before `end` only when the file does).
+    static func update<H: HashFunction>(_ function: inout H, withFile path: String, from start: Int64 = 0,
+                                        to end: Int64? = nil) throws(TransferFailure) -> Int64 {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw TransferFailure.local("cannot read \(path)") }
         defer { close(descriptor) }
         var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        var position = start
+        while end.map({ position < $0 }) ?? true {
+            let wanted = min(buffer.count, Int(clamping: (end ?? .max) - position))
+            let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, wanted, off_t(position)) }
             if count < 0 && errno == EINTR { continue }
             guard count >= 0 else { throw TransferFailure.local("cannot read \(path)") }
             if count == 0 { break }
             buffer.withUnsafeBytes { function.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+            position += Int64(count)
         }
-        return function.finalize().hexDigits
+        return position
     }
 }
 
