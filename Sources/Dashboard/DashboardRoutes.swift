@@ -12,7 +12,7 @@ import TransferStore
 /// The routes (docs/openapi.yaml), over the store, the pipeline's readiness and live events, and Kafka. Each
 /// answer is a `Codable` response type of Responses.swift.
 struct DashboardRoutes: Sendable {
-    /// The most running transfers `/api/status` lists.
+    /// The most running transfers (and unfinished uploads) `/api/status` lists.
     static let runningLimit = 200
     /// The most pending jobs `/api/queue` lists.
     static let queueListLimit = 50
@@ -74,16 +74,19 @@ struct DashboardRoutes: Sendable {
         return EditedResponse(status: body.ready ? .ok : .serviceUnavailable, response: body)
     }
 
-    /// The counts per status over the whole history, and the running transfers (newest first).
+    /// The counts per status over the whole history, the running transfers (newest first) and the uploads not
+    /// finished yet.
     func status() async throws -> StatusResponse {
-        let (counts, running) = try await fromStore {
+        let (counts, running, uploads) = try await fromStore {
             (try await store.statusCounts(since: nil),
-             try await store.records(matching: TransferQuery(statuses: [.running], limit: Self.runningLimit)))
+             try await store.records(matching: TransferQuery(statuses: [.running], limit: Self.runningLimit)),
+             try await store.uploads(matching: UploadQuery(states: [.pending, .uploading], limit: Self.runningLimit)))
         }
         let now = Date()
         return StatusResponse(
             counts: Dictionary(uniqueKeysWithValues: TransferStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }),
-            running: running.map { RunningTransfer($0, now: now) })
+            running: running.map { RunningTransfer($0, now: now) },
+            uploads: uploads.map { RunningUpload($0, now: now) })
     }
 
     /// Completions per minute over the last `minutes` (default 60), every minute present.

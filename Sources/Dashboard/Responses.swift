@@ -39,6 +39,52 @@ public struct StatusResponse: ResponseCodable, Sendable, Equatable {
     public var counts: [String: Int]
     /// The running transfers, newest first (at most 200).
     public var running: [RunningTransfer]
+    /// Uploads to object storage not finished yet (pending or uploading), oldest change first (at most 200).
+    public var uploads: [RunningUpload]
+}
+
+/// An upload to object storage in progress, as `/api/status` lists it.
+public struct RunningUpload: Codable, Sendable, Equatable {
+    public var jobID: String
+    /// The file's path in the job's result (empty for a job of one file).
+    public var file: String
+    /// The `[uploads.NAME]` used.
+    public var upload: String
+    /// `s3://bucket/key`.
+    public var object: String
+    /// `pending` or `uploading`.
+    public var state: String
+    public var size: Int64
+    /// Bytes the object store has acknowledged (whole parts).
+    public var bytesUploaded: Int64
+    /// When the upload was recorded (after the download).
+    public var startedAt: Date
+    /// Bytes per second acknowledged since then.
+    public var rate: Double?
+    /// Seconds left at that rate.
+    public var etaSeconds: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case file, upload, object, state, size, rate
+        case jobID = "job_id", bytesUploaded = "bytes_uploaded", startedAt = "started_at", etaSeconds = "eta_seconds"
+    }
+
+    init(_ record: UploadRecord, now: Date) {
+        jobID = record.jobID
+        file = record.file
+        upload = record.uploadName
+        object = "s3://\(record.bucket)/\(record.key)"
+        state = record.state.rawValue
+        size = record.size
+        bytesUploaded = record.bytesUploaded
+        startedAt = record.createdAt
+        let elapsed = now.timeIntervalSince(record.createdAt)
+        if elapsed > 0.5, record.bytesUploaded > 0 {
+            let rate = Double(record.bytesUploaded) / elapsed
+            self.rate = rate
+            etaSeconds = max(0, Double(record.size - record.bytesUploaded) / rate)
+        }
+    }
 }
 
 /// A transfer in progress, as `/api/status` lists it.

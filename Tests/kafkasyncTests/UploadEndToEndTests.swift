@@ -1,3 +1,4 @@
+import Dashboard
 import Foundation
 import KafkaClient
 import KafkaSyncCore
@@ -104,17 +105,31 @@ import Testing
         }
     }
 
+    /// The upload of the object whose key ends with `suffix`, as the dashboard's `/api/status` shows it.
+    static func shownUpload(_ url: String, _ suffix: String) async -> RunningUpload? {
+        let status = try? await httpRequest(url + "api/status").json(StatusResponse.self)
+        return status?.uploads.first { $0.object.hasSuffix(suffix) }
+    }
+
     @Test func aConsumerKilledMidUploadResumesTheSameUploadWithoutResendingParts() async throws {
         try await withS3Fixture { s3 in
             try await withConsumerFixture(extraConfig: uploadsConfig(s3, concurrency: 1)) { fixture in
                 let data = try await serveRandom(fixture, "resume.bin", bytes: (20 << 20) + 7)  // 5 parts
                 try await s3.control("hold-parts-after/2")
-                try await fixture.withConsumer(environment: Self.environment) { consumer in
+                try await fixture.withConsumer(environment: Self.environment) { consumer, dashboard in
                     try await fixture.publish([fixture.job("resume.bin", extra: #", "upload": "s3""#)])
                     try await TestSupport.waitUntil("two parts acknowledged and the third held", within: .seconds(90)) {
                         ((try? await s3.counts())?["UploadPart"] ?? 0) >= 3
                     }
                     #expect(try await s3.acknowledgedParts() == [1, 2])
+                    // The dashboard shows the upload in progress: two parts of five acknowledged.
+                    let url = DashboardPage(try #require(dashboard, "the consumer prints the dashboard URL")).url
+                    try await TestSupport.waitUntil("the dashboard to show the acknowledged parts") {
+                        await Self.shownUpload(url, "/in/resume.bin")?.bytesUploaded == 10 << 20
+                    }
+                    let upload = await Self.shownUpload(url, "/in/resume.bin")
+                    #expect(upload?.state == "uploading" && upload?.size == (20 << 20) + 7, "\(String(describing: upload))")
+                    #expect(upload?.object == "s3://\(s3.bucket)/in/resume.bin" && upload?.upload == "s3")
                     _ = await consumer.stop(signal: SIGKILL)
                 }
                 try await s3.control("release")

@@ -199,7 +199,28 @@ const refreshStatus = loader('status', async () => {
   const seen = new Set(running.map((t) => t && t.job_id));
   for (const jobID of [...runningRows.keys()]) if (!seen.has(jobID)) removeRunning(jobID);
   for (const t of running) updateRunning(t, null);
+  const uploads = Array.isArray(status.uploads) ? status.uploads : [];
+  uploading = uploads.length > 0;
+  $('uploads-block').hidden = !uploading;
+  $('uploads').tBodies[0].replaceChildren(...uploads.slice(0, LIMITS.running).map(uploadRow));
 }, 2000);
+
+// Uploads send no events (parts are acknowledged in the store): while any is unfinished, the status is polled.
+let uploading = false;
+
+function uploadRow(u) {
+  const size = typeof u.size === 'number' ? u.size : 0;
+  const done = typeof u.bytes_uploaded === 'number' ? u.bytes_uploaded : 0;
+  const progress = el('progress', { max: Math.max(size, 1), value: Math.min(done, size) });
+  const text = ` ${bytes(done)} of ${bytes(size)}`;
+  progress.setAttribute('aria-label', `${u.object || ''}: ${text.trim()}`);
+  return el('tr', { 'data-job-id': String(u.job_id || '') },
+    el('td', {}, String(u.job_id || '')), el('td', {}, String(u.object || '')),
+    el('td', { class: 'progress' }, progress, el('span', { class: 'muted' }, text)),
+    el('td', {}, typeof u.rate === 'number' ? `${bytes(u.rate)}/s` : '–'),
+    el('td', {}, duration(typeof u.eta_seconds === 'number' ? u.eta_seconds : null)),
+    el('td', {}, String(u.state || '')));
+}
 
 // ---- queue --------------------------------------------------------------------------------------------------
 
@@ -594,6 +615,7 @@ function start() {
   refreshAll();
   // Polls behind the events: counts and the queue move without events too (other consumers, the producer).
   setInterval(refreshStatus, 10000);
+  setInterval(() => { if (uploading) refreshStatus(); }, 2000);
   setInterval(refreshQueue, 5000);
   setInterval(refreshActivity, 30000);
   setInterval(refreshDLQ, 30000);
