@@ -34,8 +34,8 @@ import Testing
     }
 
     static var schemes: [(any NIOSSHTransportProtection.Type, Int)] { [
-        (AES128CTRHMACSHA256.self, 16), (AES256CTRHMACSHA256.self, 32),
-        (AES128CTRHMACSHA256ETM.self, 16), (AES256CTRHMACSHA256ETM.self, 32),
+        (AESCTRHMAC<AES128, HMACSHA256>.self, 16), (AESCTRHMAC<AES256, HMACSHA256>.self, 32),
+        (AESCTRHMAC<AES128, HMACSHA256ETM>.self, 16), (AESCTRHMAC<AES256, HMACSHA256ETM>.self, 32),
     ] }
 
     @Test(arguments: 0..<4)

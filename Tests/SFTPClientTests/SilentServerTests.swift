@@ -111,7 +111,7 @@ import Testing
             }
             let returnedAfter = ContinuousClock.now - (cancelledAt ?? .now)
             #expect(error?.code == .cancelled, "\(String(describing: error))")
-            #expect(returnedAfter < .seconds(2), "returned \(returnedAfter) after the cancellation")
+            #expect(returnedAfter < .seconds(6), "returned \(returnedAfter) after the cancellation (the stall limit is 60 s)")
             #expect(await pool.connectionCount == 0, "a connection with unanswered requests is not reused")
             let size = try await pool.withSession { session throws(SFTPError) in try await session.attributes(remote).size }
             #expect(size == 64 << 20, "a new connection serves the next lease")
@@ -132,7 +132,8 @@ import Testing
             let cancelled = ContinuousClock.now
             lease.cancel()
             let result = await lease.result
-            #expect(ContinuousClock.now - cancelled < .seconds(2), "returned \(ContinuousClock.now - cancelled) after the cancellation")
+            // Promptly: far below the 20 s handshake limit (a loaded CI machine took 2.7 s once).
+            #expect(ContinuousClock.now - cancelled < .seconds(6), "returned \(ContinuousClock.now - cancelled) after the cancellation")
             #expect(throws: SFTPError(.cancelled, "cancelled while waiting for the server")) { try result.get() }
 
             // The server comes back: the connection that was being opened serves the next lease.

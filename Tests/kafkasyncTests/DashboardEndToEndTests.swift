@@ -114,9 +114,12 @@ import Testing
             #expect(Set(waiting.next.compactMap(\.jobID)) == ["q1", "q2", "q3"], "\(queue.text)")
             #expect(Set(waiting.next.compactMap(\.name)) == ["q1.txt", "q2.txt", "q3.txt"])
             #expect(waiting.next.allSatisfy { ($0.ageSeconds ?? -1) >= 0 })
-            let metrics = try await httpRequest(url + "metrics").text
-            #expect(metrics.contains("kafkasync_jobs_pending{topic=\"\(fixture.topics.jobs)\"} 3"), "\(metrics)")
-            #expect(metrics.contains("kafkasync_build_info{"))
+            // The gauge is measured at start and then every 15 s: the first measurement may still be under way.
+            try await waitUntil("the queue depth in the metrics", within: .seconds(30)) {
+                let metrics = (try? await httpRequest(url + "metrics").text) ?? ""
+                return metrics.contains("kafkasync_jobs_pending{topic=\"\(fixture.topics.jobs)\"} 3")
+            }
+            #expect(try await httpRequest(url + "metrics").text.contains("kafkasync_build_info{"))
 
             try await fixture.withConsumer { consumer in
                 try await waitUntil("the queue to empty", within: .seconds(60)) {

@@ -15,10 +15,18 @@ import NIOSSH
 /// encrypt-then-MAC the length is encrypted and the MAC covers the sequence number and the plaintext packet; with it
 /// the length travels in clear and the MAC covers the sequence number, the length and the ciphertext, checked
 /// before anything is decrypted. A MAC mismatch is an error: the connection fails.
-class AESCTRHMACTransportProtection {
+///
+/// One generic class, as swift-nio-ssh negotiates by type: `AESCTRHMAC<AES128, HMACSHA256ETM>` and its three
+/// siblings. Mutable state used only on its connection's event loop, as swift-nio-ssh's own AES-GCM protections.
+final class AESCTRHMAC<Key: AESCTRKeySize, MAC: AESCTRMACForm>: NIOSSHTransportProtection {
+    static var cipherName: String { Key.cipherName }
+    static var macName: String? { MAC.name }
+    static var cipherBlockSize: Int { 16 }
+    static var keySizes: ExpectedKeySizes { ExpectedKeySizes(ivSize: 16, encryptionKeySize: Key.bytes, macKeySize: 32) }
+
     /// HMAC-SHA-256's length.
     private let macBytesCount = 32
-    private let encryptThenMAC: Bool
+    private let encryptThenMAC = MAC.encryptThenMAC
     private var inbound: Direction
     private var outbound: Direction
 
@@ -48,12 +56,11 @@ class AESCTRHMACTransportProtection {
         }
     }
 
-    init(keys: NIOSSHSessionKeys, keyBytes: Int, encryptThenMAC: Bool) throws {
-        guard keys.inboundEncryptionKey.bitCount == keyBytes * 8, keys.outboundEncryptionKey.bitCount == keyBytes * 8,
+    init(initialKeys keys: NIOSSHSessionKeys) throws {
+        guard keys.inboundEncryptionKey.bitCount == Key.bytes * 8, keys.outboundEncryptionKey.bitCount == Key.bytes * 8,
               keys.initialInboundIV.count == 16, keys.initialOutboundIV.count == 16 else {
             throw SFTPError(.protocolError, "the SSH key exchange gave an AES-CTR key or IV of the wrong size")
         }
-        self.encryptThenMAC = encryptThenMAC
         inbound = Direction(key: keys.inboundEncryptionKey, counter: keys.initialInboundIV, macKey: keys.inboundMACKey)
         outbound = Direction(key: keys.outboundEncryptionKey, counter: keys.initialOutboundIV, macKey: keys.outboundMACKey)
     }
@@ -133,37 +140,28 @@ class AESCTRHMACTransportProtection {
     }
 }
 
-// The four combinations, each a type as swift-nio-ssh negotiates by type. Classes with mutable state used only on
-// their connection's event loop, as swift-nio-ssh's own AES-GCM protections are.
-
-final class AES128CTRHMACSHA256: AESCTRHMACTransportProtection, NIOSSHTransportProtection {
-    static let cipherName = "aes128-ctr", macName: String? = "hmac-sha2-256", cipherBlockSize = 16
-    static let keySizes = ExpectedKeySizes(ivSize: 16, encryptionKeySize: 16, macKeySize: 32)
-    required init(initialKeys: NIOSSHSessionKeys) throws { try super.init(keys: initialKeys, keyBytes: 16, encryptThenMAC: false) }
+/// An AES key length of ``AESCTRHMAC``.
+protocol AESCTRKeySize {
+    static var bytes: Int { get }
+    static var cipherName: String { get }
 }
 
-final class AES256CTRHMACSHA256: AESCTRHMACTransportProtection, NIOSSHTransportProtection {
-    static let cipherName = "aes256-ctr", macName: String? = "hmac-sha2-256", cipherBlockSize = 16
-    static let keySizes = ExpectedKeySizes(ivSize: 16, encryptionKeySize: 32, macKeySize: 32)
-    required init(initialKeys: NIOSSHSessionKeys) throws { try super.init(keys: initialKeys, keyBytes: 32, encryptThenMAC: false) }
+/// The MAC form of ``AESCTRHMAC``: HMAC-SHA-256 over the plaintext, or encrypt-then-MAC.
+protocol AESCTRMACForm {
+    static var name: String { get }
+    static var encryptThenMAC: Bool { get }
 }
 
-final class AES128CTRHMACSHA256ETM: AESCTRHMACTransportProtection, NIOSSHTransportProtection {
-    static let cipherName = "aes128-ctr", macName: String? = "hmac-sha2-256-etm@openssh.com", cipherBlockSize = 16
-    static let keySizes = ExpectedKeySizes(ivSize: 16, encryptionKeySize: 16, macKeySize: 32)
-    required init(initialKeys: NIOSSHSessionKeys) throws { try super.init(keys: initialKeys, keyBytes: 16, encryptThenMAC: true) }
-}
-
-final class AES256CTRHMACSHA256ETM: AESCTRHMACTransportProtection, NIOSSHTransportProtection {
-    static let cipherName = "aes256-ctr", macName: String? = "hmac-sha2-256-etm@openssh.com", cipherBlockSize = 16
-    static let keySizes = ExpectedKeySizes(ivSize: 16, encryptionKeySize: 32, macKeySize: 32)
-    required init(initialKeys: NIOSSHSessionKeys) throws { try super.init(keys: initialKeys, keyBytes: 32, encryptThenMAC: true) }
-}
+enum AES128: AESCTRKeySize { static let bytes = 16, cipherName = "aes128-ctr" }
+enum AES256: AESCTRKeySize { static let bytes = 32, cipherName = "aes256-ctr" }
+enum HMACSHA256: AESCTRMACForm { static let name = "hmac-sha2-256", encryptThenMAC = false }
+enum HMACSHA256ETM: AESCTRMACForm { static let name = "hmac-sha2-256-etm@openssh.com", encryptThenMAC = true }
 
 /// What the native engine offers, in order of preference: AES-GCM first (swift-nio-ssh's own), then CTR with
 /// encrypt-then-MAC, then CTR with MAC-then-encrypt.
 var transportProtectionSchemes: [NIOSSHTransportProtection.Type] {
     Constants.bundledTransportProtectionSchemes.map { $0 } + [
-        AES256CTRHMACSHA256ETM.self, AES128CTRHMACSHA256ETM.self, AES256CTRHMACSHA256.self, AES128CTRHMACSHA256.self,
+        AESCTRHMAC<AES256, HMACSHA256ETM>.self, AESCTRHMAC<AES128, HMACSHA256ETM>.self,
+        AESCTRHMAC<AES256, HMACSHA256>.self, AESCTRHMAC<AES128, HMACSHA256>.self,
     ]
 }
