@@ -261,9 +261,8 @@ public final class NativeEngine: TransferEngine {
     }
 
     /// Mirrors a remote directory tree: folders first, then up to `parallelism` files at a time (more while they
-    /// are small: ``smallFile``); regular files
-    /// and folders only (links and devices are skipped: a symbolic link is never created, the listing's attributes
-    /// are `lstat`'s). Modification times are kept.
+    /// are small: ``smallFile``); regular files and folders only (links and devices are skipped: a symbolic link is
+    /// never created, the listing's attributes are `lstat`'s). Modification times are kept.
     ///
     /// What the server lists is bounded and never a path: names are checked by the SFTP client
     /// (`unsafe_remote_name`) and every local path is checked to stay inside `local` (``path(inside:_:)``); more
