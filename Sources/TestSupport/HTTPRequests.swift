@@ -32,10 +32,11 @@ public struct HTTPResult: Sendable {
 /// seconds under a loaded test run, its own timeouts included).
 /// - Parameters:
 ///   - url: an absolute URL.
-///   - timeout: how long the server may take.
+///   - timeout: how long the server may take (generous: the whole suite runs at once on two cores, and a request
+///     to a server in the test process waited over 10 s at its start).
 /// - Throws: when the URL is malformed or the connection fails (a non-2xx status is a result, not an error).
 public func httpRequest(_ url: String, method: String = "GET", headers: [String: String] = [:], body: Data? = nil,
-                        timeout: TimeInterval = 10) async throws -> HTTPResult {
+                        timeout: TimeInterval = 30) async throws -> HTTPResult {
     guard URL(string: url)?.host != nil else { throw URLError(.badURL) }
     var request = HTTPClientRequest(url: url)
     request.method = HTTPMethod(rawValue: method)

@@ -134,13 +134,15 @@ public final class BackgroundProcess: Sendable {
     public func stop(signal: Int32 = SIGTERM) async -> Int32 {
         if isRunning { kill(pid, signal) }
         return await withCheckedContinuation { continuation in
+            // The wait is not under the lock: `isRunning` (called from tasks) must never wait for the exit.
             Thread {
+                var raw: Int32 = 0
+                var reaped: pid_t
+                repeat { reaped = waitpid(self.pid, &raw, 0) } while reaped == -1 && errno == EINTR
                 let status = self.exitStatus.withLock { status in
-                    if let status { return status }
-                    var raw: Int32 = 0
-                    while waitpid(self.pid, &raw, 0) == -1 && errno == EINTR {}
-                    status = Self.decode(raw)
-                    return status!
+                    // -1 (ECHILD): `isRunning` reaped it first and recorded the status.
+                    if status == nil && reaped == self.pid { status = Self.decode(raw) }
+                    return status ?? -1
                 }
                 continuation.resume(returning: status)
             }.start()
